@@ -1,0 +1,1 @@
+"""The Polytrial server: storage, the suggestion engine, and the gRPC handlers."""
