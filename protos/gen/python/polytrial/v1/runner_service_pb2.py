@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from polytrial.v1 import values_pb2 as polytrial_dot_v1_dot_values__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!polytrial/v1/runner_service.proto\x12\x0cpolytrial.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x19polytrial/v1/values.proto\"\xb7\x01\n\tRunnerArm\x12\x0c\n\x04name\x18\x01 \x01(\t\x12;\n\nparameters\x18\x02 \x03(\x0b\x32\'.polytrial.v1.RunnerArm.ParametersEntry\x12\x0e\n\x06weight\x18\x03 \x01(\x01\x1aO\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12+\n\x05value\x18\x02 \x01(\x0b\x32\x1c.polytrial.v1.ParameterValue:\x02\x38\x01\"\xcc\x01\n\x0bRunnerTrial\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x13\n\x0btrial_index\x18\x02 \x01(\x03\x12%\n\x04kind\x18\x03 \x01(\x0e\x32\x17.polytrial.v1.TrialKind\x12%\n\x04\x61rms\x18\x04 \x03(\x0b\x32\x17.polytrial.v1.RunnerArm\x12-\n\x0crun_metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0cmetric_names\x18\x06 \x03(\t\"Z\n\nRunRequest\x12.\n\x05trial\x18\x01 \x01(\x0b\x32\x19.polytrial.v1.RunnerTrialB\x04\xe2\x41\x01\x02\x12\x1c\n\x0e\x64\x65ployment_key\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"<\n\x0bRunResponse\x12-\n\x0crun_metadata\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x18\n\x16StagingRequiredRequest\"3\n\x17StagingRequiredResponse\x12\x18\n\x10staging_required\x18\x01 \x01(\x08\"H\n\x16PollTrialStatusRequest\x12.\n\x05trial\x18\x01 \x01(\x0b\x32\x19.polytrial.v1.RunnerTrialB\x04\xe2\x41\x01\x02\"X\n\x17PollTrialStatusResponse\x12-\n\x05state\x18\x01 \x01(\x0e\x32\x1e.polytrial.v1.RunnerTrialState\x12\x0e\n\x06reason\x18\x02 \x01(\t\"^\n\x16RunnerStopTrialRequest\x12.\n\x05trial\x18\x01 \x01(\x0b\x32\x19.polytrial.v1.RunnerTrialB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"H\n\x17RunnerStopTrialResponse\x12-\n\x0crun_metadata\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"c\n\x15\x46\x65tchTrialDataRequest\x12.\n\x05trial\x18\x01 \x01(\x0b\x32\x19.polytrial.v1.RunnerTrialB\x04\xe2\x41\x01\x02\x12\x1a\n\x0cmetric_names\x18\x02 \x03(\tB\x04\xe2\x41\x01\x01\"I\n\x16\x46\x65tchTrialDataResponse\x12/\n\x0cobservations\x18\x01 \x03(\x0b\x32\x19.polytrial.v1.Observation*X\n\tTrialKind\x12\x1a\n\x16TRIAL_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15TRIAL_KIND_SINGLE_ARM\x10\x01\x12\x14\n\x10TRIAL_KIND_BATCH\x10\x02*\xd6\x01\n\x10RunnerTrialState\x12\"\n\x1eRUNNER_TRIAL_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RUNNER_TRIAL_STATE_STAGED\x10\x01\x12\x1e\n\x1aRUNNER_TRIAL_STATE_RUNNING\x10\x02\x12 \n\x1cRUNNER_TRIAL_STATE_COMPLETED\x10\x03\x12\x1d\n\x19RUNNER_TRIAL_STATE_FAILED\x10\x04\x12\x1e\n\x1aRUNNER_TRIAL_STATE_STOPPED\x10\x05\x32\xc2\x03\n\rRunnerService\x12:\n\x03Run\x12\x18.polytrial.v1.RunRequest\x1a\x19.polytrial.v1.RunResponse\x12^\n\x0fStagingRequired\x12$.polytrial.v1.StagingRequiredRequest\x1a%.polytrial.v1.StagingRequiredResponse\x12^\n\x0fPollTrialStatus\x12$.polytrial.v1.PollTrialStatusRequest\x1a%.polytrial.v1.PollTrialStatusResponse\x12X\n\tStopTrial\x12$.polytrial.v1.RunnerStopTrialRequest\x1a%.polytrial.v1.RunnerStopTrialResponse\x12[\n\x0e\x46\x65tchTrialData\x12#.polytrial.v1.FetchTrialDataRequest\x1a$.polytrial.v1.FetchTrialDataResponseBGZEgithub.com/polytrial/polytrial/protos/gen/go/polytrial/v1;polytrialv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!polytrial/v1/runner_service.proto\x12\x0cpolytrial.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x19polytrial/v1/values.proto\"\xb7\x01\n\tRunnerArm\x12\x0c\n\x04name\x18\x01 \x01(\t\x12;\n\nparameters\x18\x02 \x03(\x0b\x32\'.polytrial.v1.RunnerArm.ParametersEntry\x12\x0e\n\x06weight\x18\x03 \x01(\x01\x1aO\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12+\n\x05value\x18\x02 \x01(\x0b\x32\x1c.polytrial.v1.ParameterValue:\x02\x38\x01\"\xcc\x01\n\x0bRunnerTrial\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x13\n\x0btrial_index\x18\x02 \x01(\x03\x12%\n\x04kind\x18\x03 \x01(\x0e\x32\x17.polytrial.v1.TrialKind\x12%\n\x04\x61rms\x18\x04 \x03(\x0b\x32\x17.polytrial.v1.RunnerArm\x12-\n\x0crun_metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0cmetric_names\x18\x06 \x03(\t\"Z\n\nRunRequest\x12.\n\x05trial\x18\x01 \x01(\x0b\x32\x19.polytrial.v1.RunnerTrialB\x04\xe2\x41\x01\x02\x12\x1c\n\x0e\x64\x65ployment_key\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"<\n\x0bRunResponse\x12-\n\x0crun_metadata\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x18\n\x16StagingRequiredRequest\"3\n\x17StagingRequiredResponse\x12\x18\n\x10staging_required\x18\x01 \x01(\x08\"H\n\x16PollTrialStatusRequest\x12.\n\x05trial\x18\x01 \x01(\x0b\x32\x19.polytrial.v1.RunnerTrialB\x04\xe2\x41\x01\x02\"X\n\x17PollTrialStatusResponse\x12-\n\x05state\x18\x01 \x01(\x0e\x32\x1e.polytrial.v1.RunnerTrialState\x12\x0e\n\x06reason\x18\x02 \x01(\t\"e\n\x1dRunnerServiceStopTrialRequest\x12.\n\x05trial\x18\x01 \x01(\x0b\x32\x19.polytrial.v1.RunnerTrialB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"O\n\x1eRunnerServiceStopTrialResponse\x12-\n\x0crun_metadata\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"c\n\x15\x46\x65tchTrialDataRequest\x12.\n\x05trial\x18\x01 \x01(\x0b\x32\x19.polytrial.v1.RunnerTrialB\x04\xe2\x41\x01\x02\x12\x1a\n\x0cmetric_names\x18\x02 \x03(\tB\x04\xe2\x41\x01\x01\"I\n\x16\x46\x65tchTrialDataResponse\x12/\n\x0cobservations\x18\x01 \x03(\x0b\x32\x19.polytrial.v1.Observation*X\n\tTrialKind\x12\x1a\n\x16TRIAL_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15TRIAL_KIND_SINGLE_ARM\x10\x01\x12\x14\n\x10TRIAL_KIND_BATCH\x10\x02*\xd6\x01\n\x10RunnerTrialState\x12\"\n\x1eRUNNER_TRIAL_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RUNNER_TRIAL_STATE_STAGED\x10\x01\x12\x1e\n\x1aRUNNER_TRIAL_STATE_RUNNING\x10\x02\x12 \n\x1cRUNNER_TRIAL_STATE_COMPLETED\x10\x03\x12\x1d\n\x19RUNNER_TRIAL_STATE_FAILED\x10\x04\x12\x1e\n\x1aRUNNER_TRIAL_STATE_STOPPED\x10\x05\x32\xd0\x03\n\rRunnerService\x12:\n\x03Run\x12\x18.polytrial.v1.RunRequest\x1a\x19.polytrial.v1.RunResponse\x12^\n\x0fStagingRequired\x12$.polytrial.v1.StagingRequiredRequest\x1a%.polytrial.v1.StagingRequiredResponse\x12^\n\x0fPollTrialStatus\x12$.polytrial.v1.PollTrialStatusRequest\x1a%.polytrial.v1.PollTrialStatusResponse\x12\x66\n\tStopTrial\x12+.polytrial.v1.RunnerServiceStopTrialRequest\x1a,.polytrial.v1.RunnerServiceStopTrialResponse\x12[\n\x0e\x46\x65tchTrialData\x12#.polytrial.v1.FetchTrialDataRequest\x1a$.polytrial.v1.FetchTrialDataResponseBGZEgithub.com/polytrial/polytrial/protos/gen/go/polytrial/v1;polytrialv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,18 +43,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUNREQUEST'].fields_by_name['deployment_key']._serialized_options = b'\342A\001\002'
   _globals['_POLLTRIALSTATUSREQUEST'].fields_by_name['trial']._loaded_options = None
   _globals['_POLLTRIALSTATUSREQUEST'].fields_by_name['trial']._serialized_options = b'\342A\001\002'
-  _globals['_RUNNERSTOPTRIALREQUEST'].fields_by_name['trial']._loaded_options = None
-  _globals['_RUNNERSTOPTRIALREQUEST'].fields_by_name['trial']._serialized_options = b'\342A\001\002'
-  _globals['_RUNNERSTOPTRIALREQUEST'].fields_by_name['reason']._loaded_options = None
-  _globals['_RUNNERSTOPTRIALREQUEST'].fields_by_name['reason']._serialized_options = b'\342A\001\001'
+  _globals['_RUNNERSERVICESTOPTRIALREQUEST'].fields_by_name['trial']._loaded_options = None
+  _globals['_RUNNERSERVICESTOPTRIALREQUEST'].fields_by_name['trial']._serialized_options = b'\342A\001\002'
+  _globals['_RUNNERSERVICESTOPTRIALREQUEST'].fields_by_name['reason']._loaded_options = None
+  _globals['_RUNNERSERVICESTOPTRIALREQUEST'].fields_by_name['reason']._serialized_options = b'\342A\001\001'
   _globals['_FETCHTRIALDATAREQUEST'].fields_by_name['trial']._loaded_options = None
   _globals['_FETCHTRIALDATAREQUEST'].fields_by_name['trial']._serialized_options = b'\342A\001\002'
   _globals['_FETCHTRIALDATAREQUEST'].fields_by_name['metric_names']._loaded_options = None
   _globals['_FETCHTRIALDATAREQUEST'].fields_by_name['metric_names']._serialized_options = b'\342A\001\001'
-  _globals['_TRIALKIND']._serialized_start=1277
-  _globals['_TRIALKIND']._serialized_end=1365
-  _globals['_RUNNERTRIALSTATE']._serialized_start=1368
-  _globals['_RUNNERTRIALSTATE']._serialized_end=1582
+  _globals['_TRIALKIND']._serialized_start=1291
+  _globals['_TRIALKIND']._serialized_end=1379
+  _globals['_RUNNERTRIALSTATE']._serialized_start=1382
+  _globals['_RUNNERTRIALSTATE']._serialized_end=1596
   _globals['_RUNNERARM']._serialized_start=142
   _globals['_RUNNERARM']._serialized_end=325
   _globals['_RUNNERARM_PARAMETERSENTRY']._serialized_start=246
@@ -73,14 +73,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POLLTRIALSTATUSREQUEST']._serialized_end=839
   _globals['_POLLTRIALSTATUSRESPONSE']._serialized_start=841
   _globals['_POLLTRIALSTATUSRESPONSE']._serialized_end=929
-  _globals['_RUNNERSTOPTRIALREQUEST']._serialized_start=931
-  _globals['_RUNNERSTOPTRIALREQUEST']._serialized_end=1025
-  _globals['_RUNNERSTOPTRIALRESPONSE']._serialized_start=1027
-  _globals['_RUNNERSTOPTRIALRESPONSE']._serialized_end=1099
-  _globals['_FETCHTRIALDATAREQUEST']._serialized_start=1101
-  _globals['_FETCHTRIALDATAREQUEST']._serialized_end=1200
-  _globals['_FETCHTRIALDATARESPONSE']._serialized_start=1202
-  _globals['_FETCHTRIALDATARESPONSE']._serialized_end=1275
-  _globals['_RUNNERSERVICE']._serialized_start=1585
-  _globals['_RUNNERSERVICE']._serialized_end=2035
+  _globals['_RUNNERSERVICESTOPTRIALREQUEST']._serialized_start=931
+  _globals['_RUNNERSERVICESTOPTRIALREQUEST']._serialized_end=1032
+  _globals['_RUNNERSERVICESTOPTRIALRESPONSE']._serialized_start=1034
+  _globals['_RUNNERSERVICESTOPTRIALRESPONSE']._serialized_end=1113
+  _globals['_FETCHTRIALDATAREQUEST']._serialized_start=1115
+  _globals['_FETCHTRIALDATAREQUEST']._serialized_end=1214
+  _globals['_FETCHTRIALDATARESPONSE']._serialized_start=1216
+  _globals['_FETCHTRIALDATARESPONSE']._serialized_end=1289
+  _globals['_RUNNERSERVICE']._serialized_start=1599
+  _globals['_RUNNERSERVICE']._serialized_end=2063
 # @@protoc_insertion_point(module_scope)

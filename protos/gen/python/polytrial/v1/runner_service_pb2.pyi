@@ -330,7 +330,7 @@ class PollTrialStatusResponse(_message.Message):
 Global___PollTrialStatusResponse: _TypeAlias = PollTrialStatusResponse  # noqa: Y015
 
 @_typing.final
-class RunnerStopTrialRequest(_message.Message):
+class RunnerServiceStopTrialRequest(_message.Message):
     """Request of StopTrial on a runner."""
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -355,10 +355,10 @@ class RunnerStopTrialRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___RunnerStopTrialRequest: _TypeAlias = RunnerStopTrialRequest  # noqa: Y015
+Global___RunnerServiceStopTrialRequest: _TypeAlias = RunnerServiceStopTrialRequest  # noqa: Y015
 
 @_typing.final
-class RunnerStopTrialResponse(_message.Message):
+class RunnerServiceStopTrialResponse(_message.Message):
     """Response of StopTrial on a runner."""
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -379,7 +379,7 @@ class RunnerStopTrialResponse(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___RunnerStopTrialResponse: _TypeAlias = RunnerStopTrialResponse  # noqa: Y015
+Global___RunnerServiceStopTrialResponse: _TypeAlias = RunnerServiceStopTrialResponse  # noqa: Y015
 
 @_typing.final
 class FetchTrialDataRequest(_message.Message):

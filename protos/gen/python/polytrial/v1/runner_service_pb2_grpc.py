@@ -55,8 +55,8 @@ class RunnerServiceStub:
                 _registered_method=True)
         self.StopTrial = channel.unary_unary(
                 '/polytrial.v1.RunnerService/StopTrial',
-                request_serializer=polytrial_dot_v1_dot_runner__service__pb2.RunnerStopTrialRequest.SerializeToString,
-                response_deserializer=polytrial_dot_v1_dot_runner__service__pb2.RunnerStopTrialResponse.FromString,
+                request_serializer=polytrial_dot_v1_dot_runner__service__pb2.RunnerServiceStopTrialRequest.SerializeToString,
+                response_deserializer=polytrial_dot_v1_dot_runner__service__pb2.RunnerServiceStopTrialResponse.FromString,
                 _registered_method=True)
         self.FetchTrialData = channel.unary_unary(
                 '/polytrial.v1.RunnerService/FetchTrialData',
@@ -129,8 +129,8 @@ def add_RunnerServiceServicer_to_server(servicer, server):
             ),
             'StopTrial': grpc.unary_unary_rpc_method_handler(
                     servicer.StopTrial,
-                    request_deserializer=polytrial_dot_v1_dot_runner__service__pb2.RunnerStopTrialRequest.FromString,
-                    response_serializer=polytrial_dot_v1_dot_runner__service__pb2.RunnerStopTrialResponse.SerializeToString,
+                    request_deserializer=polytrial_dot_v1_dot_runner__service__pb2.RunnerServiceStopTrialRequest.FromString,
+                    response_serializer=polytrial_dot_v1_dot_runner__service__pb2.RunnerServiceStopTrialResponse.SerializeToString,
             ),
             'FetchTrialData': grpc.unary_unary_rpc_method_handler(
                     servicer.FetchTrialData,
@@ -248,8 +248,8 @@ class RunnerService:
             request,
             target,
             '/polytrial.v1.RunnerService/StopTrial',
-            polytrial_dot_v1_dot_runner__service__pb2.RunnerStopTrialRequest.SerializeToString,
-            polytrial_dot_v1_dot_runner__service__pb2.RunnerStopTrialResponse.FromString,
+            polytrial_dot_v1_dot_runner__service__pb2.RunnerServiceStopTrialRequest.SerializeToString,
+            polytrial_dot_v1_dot_runner__service__pb2.RunnerServiceStopTrialResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,7 +46,7 @@ class RunnerServiceStub:
     """Whether trials need a staging period before evaluation begins."""
     PollTrialStatus: _grpc.UnaryUnaryMultiCallable[_runner_service_pb2.PollTrialStatusRequest, _runner_service_pb2.PollTrialStatusResponse]
     """The external system's view of a deployed trial."""
-    StopTrial: _grpc.UnaryUnaryMultiCallable[_runner_service_pb2.RunnerStopTrialRequest, _runner_service_pb2.RunnerStopTrialResponse]
+    StopTrial: _grpc.UnaryUnaryMultiCallable[_runner_service_pb2.RunnerServiceStopTrialRequest, _runner_service_pb2.RunnerServiceStopTrialResponse]
     """Stops a deployed trial."""
     FetchTrialData: _grpc.UnaryUnaryMultiCallable[_runner_service_pb2.FetchTrialDataRequest, _runner_service_pb2.FetchTrialDataResponse]
     """Metric observations of a deployed trial, final or intermediate."""
@@ -69,7 +69,7 @@ class RunnerServiceAsyncStub(RunnerServiceStub):
     """Whether trials need a staging period before evaluation begins."""
     PollTrialStatus: _aio.UnaryUnaryMultiCallable[_runner_service_pb2.PollTrialStatusRequest, _runner_service_pb2.PollTrialStatusResponse]  # type: ignore[assignment]
     """The external system's view of a deployed trial."""
-    StopTrial: _aio.UnaryUnaryMultiCallable[_runner_service_pb2.RunnerStopTrialRequest, _runner_service_pb2.RunnerStopTrialResponse]  # type: ignore[assignment]
+    StopTrial: _aio.UnaryUnaryMultiCallable[_runner_service_pb2.RunnerServiceStopTrialRequest, _runner_service_pb2.RunnerServiceStopTrialResponse]  # type: ignore[assignment]
     """Stops a deployed trial."""
     FetchTrialData: _aio.UnaryUnaryMultiCallable[_runner_service_pb2.FetchTrialDataRequest, _runner_service_pb2.FetchTrialDataResponse]  # type: ignore[assignment]
     """Metric observations of a deployed trial, final or intermediate."""
@@ -111,9 +111,9 @@ class RunnerServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def StopTrial(
         self,
-        request: _runner_service_pb2.RunnerStopTrialRequest,
+        request: _runner_service_pb2.RunnerServiceStopTrialRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_runner_service_pb2.RunnerStopTrialResponse, _abc.Awaitable[_runner_service_pb2.RunnerStopTrialResponse]]:
+    ) -> _typing.Union[_runner_service_pb2.RunnerServiceStopTrialResponse, _abc.Awaitable[_runner_service_pb2.RunnerServiceStopTrialResponse]]:
         """Stops a deployed trial."""
 
     @_abc_1.abstractmethod
