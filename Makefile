@@ -11,7 +11,7 @@ PROTO_FILES := $(wildcard protos/polytrial/v1/*.proto)
 GOOGLE_PROTOS = $(shell $(PY) -c "import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), '_proto'))")
 COMMON_PROTOS = $(shell $(PY) -c "import google.api.field_behavior_pb2 as m, os; print(os.path.dirname(os.path.dirname(os.path.dirname(m.__file__))))")
 
-.PHONY: setup protos protos-check lint typecheck test test-python postgres demo clean
+.PHONY: setup protos protos-check buf-lint buf-breaking lint typecheck test test-python postgres demo clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,22 @@ protos-check: protos
 	git diff --exit-code -- protos/gen || (echo "generated code is stale: run 'make protos' and commit" && exit 1)
 	test -z "$$(git status --porcelain -- protos/gen)" || (echo "untracked generated files: run 'make protos' and commit" && exit 1)
 
+BUF := tools/buf/node_modules/.bin/buf
+
+$(BUF): tools/buf/package.json tools/buf/package-lock.json
+	cd tools/buf && npm ci --no-audit --no-fund
+	touch $@
+
+## buf-lint: lint the API with buf (Google's field_behavior.proto comes from the venv).
+buf-lint: setup $(BUF)
+	mkdir -p .tmp/proto-deps/google/api
+	cp $(COMMON_PROTOS)/google/api/field_behavior.proto .tmp/proto-deps/google/api/
+	$(BUF) lint
+
+## buf-breaking: check the API for breaking changes against main.
+buf-breaking: buf-lint
+	$(BUF) breaking --against '.git#branch=main'
+
 lint: setup
 	$(VENV)/bin/ruff check server client runners/python tests
 	$(VENV)/bin/ruff format --check server client runners/python tests
@@ -49,7 +65,7 @@ test-python: setup
 	$(VENV)/bin/pytest
 
 ## test: set everything up and run every test suite.
-test: setup protos-check postgres
+test: setup protos-check buf-lint postgres
 	POLYTRIAL_TEST_POSTGRES_URL=$$(bash .ci/postgres.sh url) $(VENV)/bin/pytest
 
 ## demo: set everything up and run a real optimization against a fresh server.
