@@ -1,0 +1,63 @@
+"""The generation strategy: which generator answers a suggest, and its record.
+
+trials_generated < num_initial_trials  -> Sobol ("initial")
+kind == SOBOL                          -> Sobol
+no observation of an objective yet     -> Sobol ("no data yet"): workers
+                                          never wait for the model
+otherwise                              -> Bayesian optimization (BoTorch),
+                                          falling back to Sobol on failure
+"""
+
+from __future__ import annotations
+
+import logging
+
+from polytrial.server.engine.sobol import generate_sobol
+from polytrial.server.engine.types import (
+    GenerationRequest,
+    GenerationResult,
+    GeneratorKind,
+)
+from polytrial.server.errors import InvalidArgument
+
+logger = logging.getLogger(__name__)
+
+
+def generate(request: GenerationRequest) -> GenerationResult:
+    """Generates `request.count` new arms with the experiment's strategy.
+
+    Args:
+        request: The experiment's search space, goals, strategy and history.
+
+    Returns:
+        The arms, pairwise distinct and distinct from `request.excluded_keys`,
+        and the record of how they were made.
+
+    Raises:
+        InvalidArgument: `count` is below 1 (INVALID_ARGUMENT).
+        SearchSpaceExhausted: a finite space has too few arms left
+            (FAILED_PRECONDITION).
+    """
+    if request.count < 1:
+        raise InvalidArgument(
+            f"count must be at least 1, got {request.count}", field="count"
+        )
+    strategy = request.strategy
+    if strategy.kind is GeneratorKind.SOBOL:
+        return generate_sobol(request, note="strategy is Sobol only")
+    if request.trials_generated < strategy.num_initial_trials:
+        return generate_sobol(request, note="initial quasi-random trials")
+    objectives = {o.metric_name for o in request.optimization.objectives}
+    if not any(objectives & set(arm.metrics) for arm in request.observed):
+        return generate_sobol(request, note="no objective observed yet")
+    return _generate_bayesian(request)
+
+
+def _generate_bayesian(request: GenerationRequest) -> GenerationResult:
+    """Bayesian optimization; for now Sobol with a note (the model arrives next)."""
+    logger.warning("Bayesian optimization is not available yet; generating Sobol arms")
+    result = generate_sobol(
+        request, note="Bayesian optimization is not available in this build"
+    )
+    result.generator = "sobol_fallback"
+    return result
