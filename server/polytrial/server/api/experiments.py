@@ -1,0 +1,76 @@
+"""gRPC handlers of `polytrial.v1.ExperimentService`."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import empty_pb2
+from polytrial.server import resources
+from polytrial.server.api.convert import experiment_to_proto, struct_to_dict
+from polytrial.server.errors import InvalidArgument
+from polytrial.server.service import Experiments
+from polytrial.v1 import (
+    experiment_pb2,
+    experiment_service_pb2,
+    experiment_service_pb2_grpc,
+)
+
+pb = experiment_service_pb2
+
+
+class ExperimentServicer(experiment_service_pb2_grpc.ExperimentServiceServicer):
+    """Creates, reads, lists, updates and deletes experiments.
+
+    Args:
+        experiments: The experiment service.
+    """
+
+    def __init__(self, experiments: Experiments) -> None:
+        self.experiments = experiments
+
+    def GetExperiment(
+        self, request: pb.GetExperimentRequest, context: grpc.ServicerContext
+    ) -> experiment_pb2.Experiment:
+        """Returns one experiment."""
+        experiment_id = resources.parse_experiment_name(request.name)
+        return experiment_to_proto(self.experiments.get(experiment_id))
+
+    def ListExperiments(
+        self, request: pb.ListExperimentsRequest, context: grpc.ServicerContext
+    ) -> pb.ListExperimentsResponse:
+        """Returns one page of experiments."""
+        views, token = self.experiments.list_page(
+            size=request.page_size, token=request.page_token
+        )
+        return pb.ListExperimentsResponse(
+            experiments=[experiment_to_proto(v) for v in views], next_page_token=token
+        )
+
+    def CreateExperiment(
+        self, request: pb.CreateExperimentRequest, context: grpc.ServicerContext
+    ) -> experiment_pb2.Experiment:
+        """Creates an experiment."""
+        if not request.HasField("experiment"):
+            raise InvalidArgument("experiment is required", field="experiment")
+        return experiment_to_proto(self.experiments.create(request.experiment))
+
+    def UpdateExperiment(
+        self, request: pb.UpdateExperimentRequest, context: grpc.ServicerContext
+    ) -> experiment_pb2.Experiment:
+        """Changes an experiment's description and properties."""
+        experiment_id = resources.parse_experiment_name(
+            request.experiment.name, field="experiment.name"
+        )
+        view = self.experiments.update(
+            experiment_id,
+            description=request.experiment.description,
+            properties=struct_to_dict(request.experiment.properties),
+            paths=list(request.update_mask.paths),
+        )
+        return experiment_to_proto(view)
+
+    def DeleteExperiment(
+        self, request: pb.DeleteExperimentRequest, context: grpc.ServicerContext
+    ) -> empty_pb2.Empty:
+        """Deletes an experiment with its trials."""
+        self.experiments.delete(resources.parse_experiment_name(request.name))
+        return empty_pb2.Empty()

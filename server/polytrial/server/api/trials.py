@@ -1,0 +1,188 @@
+"""gRPC handlers of `polytrial.v1.TrialService`.
+
+DeployTrial, StopTrial and RefreshTrial talk to runners, which this server
+does not do yet: each answers UNIMPLEMENTED from its own method, ready to be
+replaced.
+"""
+
+from __future__ import annotations
+
+import grpc
+from polytrial.server import resources
+from polytrial.server.api.convert import (
+    observations_from_proto,
+    parameters_from_proto,
+    statuses_from_proto,
+    trial_to_proto,
+)
+from polytrial.server.errors import Unimplemented
+from polytrial.server.service import ArmInput, Trials
+from polytrial.v1 import trial_pb2, trial_service_pb2, trial_service_pb2_grpc
+
+pb = trial_service_pb2
+
+
+class TrialServicer(trial_service_pb2_grpc.TrialServiceServicer):
+    """Suggests, records and moves trials through their lifecycle.
+
+    Args:
+        trials: The trial service.
+    """
+
+    def __init__(self, trials: Trials) -> None:
+        self.trials = trials
+
+    def GetTrial(
+        self, request: pb.GetTrialRequest, context: grpc.ServicerContext
+    ) -> trial_pb2.Trial:
+        """Returns one trial."""
+        experiment_id, index = resources.parse_trial_name(request.name)
+        return trial_to_proto(self.trials.get(experiment_id, index))
+
+    def ListTrials(
+        self, request: pb.ListTrialsRequest, context: grpc.ServicerContext
+    ) -> pb.ListTrialsResponse:
+        """Returns one page of an experiment's trials."""
+        experiment_id = resources.parse_experiment_name(request.parent, field="parent")
+        trials, token = self.trials.list_page(
+            experiment_id,
+            statuses=statuses_from_proto(request.statuses),
+            size=request.page_size,
+            token=request.page_token,
+        )
+        return pb.ListTrialsResponse(
+            trials=[trial_to_proto(t) for t in trials], next_page_token=token
+        )
+
+    def SuggestTrials(
+        self, request: pb.SuggestTrialsRequest, context: grpc.ServicerContext
+    ) -> pb.SuggestTrialsResponse:
+        """Generates new trials."""
+        experiment_id = resources.parse_experiment_name(request.parent, field="parent")
+        trials = self.trials.suggest(
+            experiment_id,
+            count=request.count,
+            batch=request.batch,
+            pinned=parameters_from_proto(
+                request.pinned_parameters, field="pinned_parameters"
+            ),
+            request_id=request.request_id,
+            ttl_s=request.ttl_s,
+        )
+        return pb.SuggestTrialsResponse(trials=[trial_to_proto(t) for t in trials])
+
+    def AttachTrial(
+        self, request: pb.AttachTrialRequest, context: grpc.ServicerContext
+    ) -> trial_pb2.Trial:
+        """Turns user-chosen parameterizations into a trial."""
+        experiment_id = resources.parse_experiment_name(request.parent, field="parent")
+        arms = [
+            ArmInput(
+                parameters=parameters_from_proto(
+                    arm.parameters, field=f"arms[{i}].parameters"
+                ),
+                weight=arm.weight,
+            )
+            for i, arm in enumerate(request.arms)
+        ]
+        trial = self.trials.attach(
+            experiment_id,
+            arms=arms,
+            batch=request.batch,
+            request_id=request.request_id,
+            ttl_s=request.ttl_s,
+        )
+        return trial_to_proto(trial)
+
+    def CompleteTrial(
+        self, request: pb.CompleteTrialRequest, context: grpc.ServicerContext
+    ) -> trial_pb2.Trial:
+        """Records final observations and completes the trial."""
+        experiment_id, index = resources.parse_trial_name(request.name)
+        observations = observations_from_proto(request.observations)
+        trial = self.trials.complete(
+            experiment_id, index, observations, request_id=request.request_id
+        )
+        return trial_to_proto(trial)
+
+    def LogTrialData(
+        self, request: pb.LogTrialDataRequest, context: grpc.ServicerContext
+    ) -> trial_pb2.Trial:
+        """Records intermediate observations."""
+        experiment_id, index = resources.parse_trial_name(request.name)
+        observations = observations_from_proto(request.observations)
+        return trial_to_proto(self.trials.log_data(experiment_id, index, observations))
+
+    def MarkTrialStaged(
+        self, request: pb.MarkTrialStagedRequest, context: grpc.ServicerContext
+    ) -> trial_pb2.Trial:
+        """CANDIDATE -> STAGED."""
+        experiment_id, index = resources.parse_trial_name(request.name)
+        return trial_to_proto(self.trials.mark_staged(experiment_id, index))
+
+    def MarkTrialRunning(
+        self, request: pb.MarkTrialRunningRequest, context: grpc.ServicerContext
+    ) -> trial_pb2.Trial:
+        """CANDIDATE or STAGED -> RUNNING."""
+        experiment_id, index = resources.parse_trial_name(request.name)
+        trial = self.trials.mark_running(experiment_id, index, ttl_s=request.ttl_s)
+        return trial_to_proto(trial)
+
+    def FailTrial(
+        self, request: pb.FailTrialRequest, context: grpc.ServicerContext
+    ) -> trial_pb2.Trial:
+        """Moves a trial to FAILED."""
+        experiment_id, index = resources.parse_trial_name(request.name)
+        trial = self.trials.fail(experiment_id, index, reason=request.reason)
+        return trial_to_proto(trial)
+
+    def AbandonTrial(
+        self, request: pb.AbandonTrialRequest, context: grpc.ServicerContext
+    ) -> trial_pb2.Trial:
+        """Moves a trial to ABANDONED."""
+        experiment_id, index = resources.parse_trial_name(request.name)
+        trial = self.trials.abandon(experiment_id, index, reason=request.reason)
+        return trial_to_proto(trial)
+
+    def EarlyStopTrial(
+        self, request: pb.EarlyStopTrialRequest, context: grpc.ServicerContext
+    ) -> trial_pb2.Trial:
+        """Moves a RUNNING trial with data to EARLY_STOPPED."""
+        experiment_id, index = resources.parse_trial_name(request.name)
+        trial = self.trials.early_stop(experiment_id, index, reason=request.reason)
+        return trial_to_proto(trial)
+
+    def HeartbeatTrial(
+        self, request: pb.HeartbeatTrialRequest, context: grpc.ServicerContext
+    ) -> trial_pb2.Trial:
+        """Renews a RUNNING trial's time-to-live."""
+        experiment_id, index = resources.parse_trial_name(request.name)
+        trial = self.trials.heartbeat(experiment_id, index, ttl_s=request.ttl_s)
+        return trial_to_proto(trial)
+
+    def DeployTrial(
+        self, request: pb.DeployTrialRequest, context: grpc.ServicerContext
+    ) -> trial_pb2.Trial:
+        """Deploys a CANDIDATE trial through its runner (not implemented yet)."""
+        raise Unimplemented(
+            "DeployTrial is not implemented by this server yet: it does not talk "
+            "to runners; mark trials RUNNING and complete them yourself"
+        )
+
+    def StopTrial(
+        self, request: pb.StopTrialRequest, context: grpc.ServicerContext
+    ) -> trial_pb2.Trial:
+        """Stops a trial through its runner (not implemented yet)."""
+        raise Unimplemented(
+            "StopTrial is not implemented by this server yet: it does not talk to "
+            "runners; use EarlyStopTrial, FailTrial or AbandonTrial"
+        )
+
+    def RefreshTrial(
+        self, request: pb.RefreshTrialRequest, context: grpc.ServicerContext
+    ) -> trial_pb2.Trial:
+        """Polls a trial's runner (not implemented yet)."""
+        raise Unimplemented(
+            "RefreshTrial is not implemented by this server yet: it does not poll "
+            "runners; report data with LogTrialData and CompleteTrial"
+        )

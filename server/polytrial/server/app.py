@@ -1,0 +1,142 @@
+"""The server factory: storage, services, gRPC handlers, health and reflection.
+
+`create_server` builds everything, migrates the database and binds the
+address (port 0 picks a free port, which tests use), without starting;
+`PolytrialServer.start` and `stop` run and end it. `polytrial serve` (cli.py)
+is the process entry point.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from polytrial.server.api import (
+    ErrorMappingInterceptor,
+    ExperimentServicer,
+    ResultServicer,
+    TrialServicer,
+)
+from polytrial.server.service import Experiments, Results, Trials
+from polytrial.server.storage import Database
+from polytrial.v1 import (
+    experiment_service_pb2,
+    experiment_service_pb2_grpc,
+    result_service_pb2,
+    result_service_pb2_grpc,
+    trial_service_pb2,
+    trial_service_pb2_grpc,
+)
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    experiment_service_pb2.DESCRIPTOR.services_by_name["ExperimentService"].full_name,
+    trial_service_pb2.DESCRIPTOR.services_by_name["TrialService"].full_name,
+    result_service_pb2.DESCRIPTOR.services_by_name["ResultService"].full_name,
+)
+DEFAULT_GRACE_S = 5.0
+
+
+class PolytrialServer:
+    """A bound Polytrial gRPC server and its database.
+
+    Attributes:
+        grpc_server: The underlying `grpc.Server`.
+        db: The database.
+        address: The address as bound, with the real port.
+        port: The real port.
+    """
+
+    def __init__(
+        self,
+        grpc_server: grpc.Server,
+        db: Database,
+        health_servicer: health.HealthServicer,
+        address: str,
+        port: int,
+    ) -> None:
+        self.grpc_server = grpc_server
+        self.db = db
+        self._health = health_servicer
+        self.address = address
+        self.port = port
+
+    def start(self) -> None:
+        """Starts serving and reports SERVING on the health service."""
+        self.grpc_server.start()
+        for name in ("", *SERVICE_NAMES):
+            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        logger.info(
+            "polytrial server listening on %s (database %s)",
+            self.address,
+            self.db.engine.url,
+        )
+
+    def stop(self, grace_s: float = DEFAULT_GRACE_S) -> None:
+        """Stops taking calls, lets running ones finish for `grace_s`, then closes."""
+        self._health.enter_graceful_shutdown()
+        self.grpc_server.stop(grace_s).wait()
+        self.db.dispose()
+        logger.info("polytrial server on %s stopped", self.address)
+
+    def wait_for_termination(self, timeout_s: float | None = None) -> bool:
+        """Blocks until the server stops; returns False on timeout."""
+        return bool(self.grpc_server.wait_for_termination(timeout_s))
+
+
+def create_server(
+    db_url: str,
+    address: str = "127.0.0.1:0",
+    *,
+    max_workers: int = 16,
+) -> tuple[PolytrialServer, int]:
+    """Builds a server on `db_url`, migrates the database and binds `address`.
+
+    Args:
+        db_url: A SQLAlchemy URL (`sqlite:///file.db`,
+            `postgresql://user@host/db`) or a SQLite file path.
+        address: `host:port` to bind; port 0 picks a free one.
+        max_workers: Threads handling calls.
+
+    Returns:
+        The server (not started) and the port it bound.
+
+    Raises:
+        RuntimeError: the address could not be bound.
+    """
+    db = Database(db_url, pool_size=max_workers)
+    db.migrate()
+
+    grpc_server = grpc.server(
+        futures.ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="polytrial-rpc"
+        ),
+        interceptors=[ErrorMappingInterceptor()],
+    )
+    trials = Trials(db)
+    experiment_service_pb2_grpc.add_ExperimentServiceServicer_to_server(
+        ExperimentServicer(Experiments(db)), grpc_server
+    )
+    trial_service_pb2_grpc.add_TrialServiceServicer_to_server(
+        TrialServicer(trials), grpc_server
+    )
+    result_service_pb2_grpc.add_ResultServiceServicer_to_server(
+        ResultServicer(Results(trials)), grpc_server
+    )
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), grpc_server
+    )
+
+    port = grpc_server.add_insecure_port(address)
+    if port == 0:
+        raise RuntimeError(f"could not bind {address}")
+    host = address.rsplit(":", 1)[0]
+    return PolytrialServer(
+        grpc_server, db, health_servicer, f"{host}:{port}", port
+    ), port

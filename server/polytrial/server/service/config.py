@@ -1,0 +1,196 @@
+"""An experiment's configuration: validated at creation, stored as bytes, cached.
+
+The configuration is the immutable part of an `Experiment` message (search
+space, optimization config, generation strategy with its drawn seed, runner,
+status-quo arm, metric sources). It is validated once by `parse_new_config`,
+stored as the serialized message, and parsed back by `load_config`, which
+skips the costly feasibility check and caches the result per stored row.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from polytrial.server import engine
+from polytrial.server.engine.types import OptimizationSpec, StrategySpec
+from polytrial.server.errors import InvalidArgument, ViolationCollector
+from polytrial.server.storage import ExperimentRecord
+from polytrial.v1 import experiment_pb2
+
+_CACHE_SIZE = 256
+_STATUS_QUO_ARM_NAME = "status_quo"
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """The parsed configuration of one experiment.
+
+    Attributes:
+        message: The stored configuration as an `Experiment` message (only the
+            configuration fields are set).
+        search_space: The validated search space (`engine.SearchSpace`).
+        optimization: The validated optimization config.
+        strategy: The generation strategy with its seed.
+    """
+
+    message: experiment_pb2.Experiment
+    search_space: engine.SearchSpace
+    optimization: OptimizationSpec
+    strategy: StrategySpec
+
+    @property
+    def has_runner(self) -> bool:
+        """Whether trials are deployed by a runner (they start as CANDIDATE)."""
+        return self.message.HasField("runner")
+
+    @property
+    def objective_names(self) -> tuple[str, ...]:
+        """The objective metrics, in declaration order."""
+        return tuple(o.metric_name for o in self.optimization.objectives)
+
+
+def parse_new_config(
+    experiment: experiment_pb2.Experiment,
+) -> tuple[bytes, ExperimentConfig]:
+    """Validates a new experiment's configuration and returns it serialized.
+
+    Args:
+        experiment: The `experiment` field of a CreateExperiment request.
+
+    Returns:
+        The bytes to store and the parsed configuration.
+
+    Raises:
+        InvalidArgument: any part is invalid; the message names the field
+            (INVALID_ARGUMENT).
+    """
+    if not experiment.HasField("search_space"):
+        raise InvalidArgument(
+            "search_space is required", field="experiment.search_space"
+        )
+    if not experiment.HasField("optimization_config"):
+        raise InvalidArgument(
+            "optimization_config is required", field="experiment.optimization_config"
+        )
+    search_space = engine.parse_search_space(experiment.search_space)
+    optimization = engine.parse_optimization_config(experiment.optimization_config)
+    strategy = engine.parse_generation_strategy(
+        experiment.generation_strategy, search_space
+    )
+
+    collector = ViolationCollector()
+    if experiment.HasField("runner") and not experiment.runner.address.strip():
+        collector.add("experiment.runner.address", "a runner needs an address")
+    if experiment.HasField("runner") and experiment.runner.HasField("timeout_s"):
+        timeout_s = experiment.runner.timeout_s
+        if not timeout_s > 0 or timeout_s == float("inf"):
+            collector.add(
+                "experiment.runner.timeout_s", "must be a positive number of seconds"
+            )
+    _check_metric_sources(experiment, optimization, collector)
+    collector.raise_if_any()
+
+    message = experiment_pb2.Experiment()
+    message.search_space.CopyFrom(experiment.search_space)
+    message.optimization_config.CopyFrom(experiment.optimization_config)
+    message.generation_strategy.kind = (
+        experiment_pb2.GENERATOR_KIND_SOBOL
+        if strategy.kind is engine.GeneratorKind.SOBOL
+        else experiment_pb2.GENERATOR_KIND_BAYESIAN
+    )
+    message.generation_strategy.num_initial_trials = strategy.num_initial_trials
+    message.generation_strategy.seed = strategy.seed
+    if experiment.HasField("runner"):
+        message.runner.CopyFrom(experiment.runner)
+    if experiment.HasField("status_quo"):
+        params = {
+            name: engine.value_from_proto(value)
+            for name, value in experiment.status_quo.parameters.items()
+        }
+        checked = search_space.validate_parameterization(
+            params, field="experiment.status_quo.parameters"
+        )
+        message.status_quo.name = _STATUS_QUO_ARM_NAME
+        for name, value in checked.items():
+            message.status_quo.parameters[name].CopyFrom(engine.value_to_proto(value))
+    message.metric_sources.extend(experiment.metric_sources)
+    config = ExperimentConfig(message, search_space, optimization, strategy)
+    return message.SerializeToString(deterministic=True), config
+
+
+def _check_metric_sources(
+    experiment: experiment_pb2.Experiment,
+    optimization: OptimizationSpec,
+    collector: ViolationCollector,
+) -> None:
+    seen: set[str] = set()
+    for i, source in enumerate(experiment.metric_sources):
+        path = f"experiment.metric_sources[{i}]"
+        if source.metric_name not in optimization.metric_names:
+            collector.add(
+                f"{path}.metric_name",
+                f"metric {source.metric_name!r} is not named by the "
+                "optimization config",
+            )
+        if source.metric_name in seen:
+            collector.add(f"{path}.metric_name", "metric listed twice")
+        seen.add(source.metric_name)
+        if source.kind == experiment_pb2.METRIC_SOURCE_KIND_UNSPECIFIED:
+            collector.add(f"{path}.kind", "kind is required")
+        elif source.kind not in experiment_pb2.MetricSourceKind.values():
+            collector.add(f"{path}.kind", f"unknown kind {source.kind}")
+        if (
+            source.kind == experiment_pb2.METRIC_SOURCE_KIND_SERVICE
+            and not source.address.strip()
+        ):
+            collector.add(f"{path}.address", "a metric service needs an address")
+
+
+class _ConfigCache:
+    """A small LRU of parsed configurations keyed by (experiment id, row seq).
+
+    The row's sequence number changes when an experiment is deleted and
+    created again under the same id, so a stale entry is never used. The lock
+    guards the OrderedDict, which handler threads share.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[str, int], ExperimentConfig] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, record: ExperimentRecord) -> ExperimentConfig:
+        key = (record.experiment_id, record.seq)
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                return found
+        config = _parse_stored(record.config)
+        with self._lock:
+            self._entries[key] = config
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return config
+
+
+def _parse_stored(data: bytes) -> ExperimentConfig:
+    message = experiment_pb2.Experiment.FromString(data)
+    search_space = engine.parse_search_space(
+        message.search_space, check_feasibility=False
+    )
+    optimization = engine.parse_optimization_config(message.optimization_config)
+    strategy = engine.parse_generation_strategy(
+        message.generation_strategy, search_space
+    )
+    return ExperimentConfig(message, search_space, optimization, strategy)
+
+
+_cache = _ConfigCache(_CACHE_SIZE)
+
+
+def load_config(record: ExperimentRecord) -> ExperimentConfig:
+    """Returns the parsed configuration of a stored experiment (cached)."""
+    return _cache.get(record)

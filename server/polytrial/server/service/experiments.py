@@ -1,0 +1,161 @@
+"""Experiment semantics: create, read, list, update and delete."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import json_format
+from polytrial.server import resources
+from polytrial.server.errors import InvalidArgument
+from polytrial.server.service.config import (
+    ExperimentConfig,
+    load_config,
+    parse_new_config,
+)
+from polytrial.server.service.paging import decode_token, encode_token, page_size
+from polytrial.server.storage import Database, ExperimentRecord, Repository
+from polytrial.v1 import experiment_pb2
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+_UPDATABLE = ("description", "properties")
+
+
+@dataclass(frozen=True)
+class ExperimentView:
+    """A stored experiment with its parsed configuration."""
+
+    record: ExperimentRecord
+    config: ExperimentConfig
+
+
+class Experiments:
+    """Creates, reads, lists, updates and deletes experiments.
+
+    Args:
+        db: The database.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(self, experiment: experiment_pb2.Experiment) -> ExperimentView:
+        """Validates and stores a new experiment.
+
+        Raises:
+            InvalidArgument: the id or any part of the configuration is invalid;
+                nothing is stored (INVALID_ARGUMENT).
+            AlreadyExists: the id is taken (ALREADY_EXISTS).
+        """
+        experiment_id = resources.validate_experiment_id(
+            experiment.experiment_id, field="experiment.experiment_id"
+        )
+        config_bytes, config = parse_new_config(experiment)
+        now = datetime.now(UTC)
+        record = ExperimentRecord(
+            experiment_id=experiment_id,
+            config=config_bytes,
+            description=experiment.description,
+            properties=json_format.MessageToDict(experiment.properties),
+            create_time=now,
+            update_time=now,
+        )
+        stored = self.db.run(lambda repo: repo.add_experiment(record))
+        logger.info(
+            "experiment %s created (%d parameters, objectives %s, strategy %s seed %d)",
+            experiment_id,
+            len(config.search_space.parameters),
+            ",".join(config.objective_names),
+            config.strategy.kind.value,
+            config.strategy.seed,
+        )
+        logger.debug("experiment %s configuration: %s", experiment_id, config.message)
+        return ExperimentView(stored, config)
+
+    def get(self, experiment_id: str) -> ExperimentView:
+        """Returns one experiment.
+
+        Raises:
+            NotFound: no such experiment (NOT_FOUND).
+        """
+        record = self.db.run(
+            lambda repo: repo.get_experiment(experiment_id), write=False
+        )
+        return ExperimentView(record, load_config(record))
+
+    def list_page(self, *, size: int, token: str) -> tuple[list[ExperimentView], str]:
+        """Returns one page of experiments in creation order, and the next token.
+
+        Raises:
+            InvalidArgument: negative page size or a foreign token
+                (INVALID_ARGUMENT).
+        """
+        limit = page_size(size, default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
+        after = decode_token(token, "experiments") or 0
+
+        def work(repo: Repository) -> list[ExperimentRecord]:
+            # One extra row tells whether another page follows.
+            return repo.list_experiments(after_seq=after, limit=limit + 1)
+
+        records = self.db.run(work, write=False)
+        page = records[:limit]
+        next_token = (
+            encode_token("experiments", page[-1].seq) if len(records) > limit else ""
+        )
+        return [ExperimentView(r, load_config(r)) for r in page], next_token
+
+    def update(
+        self,
+        experiment_id: str,
+        *,
+        description: str,
+        properties: dict[str, Any],
+        paths: list[str],
+    ) -> ExperimentView:
+        """Changes the description and/or properties named by `paths`.
+
+        Args:
+            experiment_id: The experiment.
+            description: The new description.
+            properties: The new properties.
+            paths: Field mask paths; empty means both fields.
+
+        Raises:
+            InvalidArgument: the mask names another field (INVALID_ARGUMENT).
+            NotFound: no such experiment (NOT_FOUND).
+        """
+        for path in paths:
+            if path not in _UPDATABLE:
+                raise InvalidArgument(
+                    f"field {path!r} cannot be updated; updatable fields: "
+                    f"{', '.join(_UPDATABLE)}",
+                    field="update_mask",
+                )
+        wanted = set(paths or _UPDATABLE)
+        now = datetime.now(UTC)
+        record = self.db.run(
+            lambda repo: repo.update_experiment(
+                experiment_id,
+                now=now,
+                description=description if "description" in wanted else None,
+                properties=properties if "properties" in wanted else None,
+            )
+        )
+        logger.info(
+            "experiment %s updated (%s)", experiment_id, ", ".join(sorted(wanted))
+        )
+        return ExperimentView(record, load_config(record))
+
+    def delete(self, experiment_id: str) -> None:
+        """Deletes an experiment with its trials and data.
+
+        Raises:
+            NotFound: no such experiment (NOT_FOUND).
+        """
+        self.db.run(lambda repo: repo.delete_experiment(experiment_id))
+        logger.info("experiment %s deleted", experiment_id)

@@ -1,0 +1,726 @@
+"""Trial semantics: suggest, attach, record data, and move through the lifecycle.
+
+Every mutation is one short transaction that first locks what it changes (the
+experiment row for new trials, the trial row for a status change), so several
+server processes on one PostgreSQL database stay consistent. A refused request
+raises before the transaction commits and therefore stores nothing.
+
+Expired trials: a RUNNING trial with a time-to-live that passed its expiry is
+marked FAILED as lost the next time its experiment's trials are touched (read
+or written). Nothing sweeps experiments nobody touches; a later issue adds a
+background sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from polytrial.server import engine
+from polytrial.server.engine.types import (
+    GenerationRequest,
+    ObservedArm,
+    Parameterization,
+    ParameterValue,
+)
+from polytrial.server.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from polytrial.server.service import lifecycle
+from polytrial.server.service.config import ExperimentConfig, load_config
+from polytrial.server.service.observations import check_observations
+from polytrial.server.service.paging import decode_token, encode_token, page_size
+from polytrial.server.storage import (
+    ArmRecord,
+    Database,
+    ObservationRecord,
+    Repository,
+    TrialRecord,
+    TrialStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+MAX_SUGGEST_COUNT = 100
+MANUAL_GENERATOR = "manual"
+
+
+@dataclass(frozen=True)
+class ArmInput:
+    """A user-chosen arm of an attached trial; weight 0 means 1."""
+
+    parameters: Mapping[str, ParameterValue]
+    weight: float = 0.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _why(trial: TrialRecord) -> str:
+    return f" ({trial.status_reason})" if trial.status_reason else ""
+
+
+def _check_ttl(ttl_s: float, field: str = "ttl_s") -> float:
+    if not (math.isfinite(ttl_s) and ttl_s >= 0):
+        raise InvalidArgument(
+            f"ttl_s must be a finite number of seconds >= 0, got {ttl_s}", field=field
+        )
+    return ttl_s
+
+
+def arm_data(
+    trial: TrialRecord, arm_name: str
+) -> dict[str, tuple[float, float | None]]:
+    """The data the model sees for one arm: final values, else the last step."""
+    final: dict[str, tuple[float, float | None]] = {}
+    latest: dict[str, tuple[int, float, float | None]] = {}
+    for obs in trial.observations:
+        if obs.arm_name != arm_name:
+            continue
+        if obs.step is None:
+            final[obs.metric_name] = (obs.mean, obs.sem)
+        elif obs.metric_name not in latest or obs.step >= latest[obs.metric_name][0]:
+            latest[obs.metric_name] = (obs.step, obs.mean, obs.sem)
+    if trial.status is TrialStatus.EARLY_STOPPED:
+        for metric, (_step, mean, sem) in latest.items():
+            final.setdefault(metric, (mean, sem))
+    return final
+
+
+def observed_arms(trials: Sequence[TrialRecord]) -> list[ObservedArm]:
+    """Arms with final data from COMPLETED and EARLY_STOPPED trials."""
+    found: list[ObservedArm] = []
+    for trial in trials:
+        if trial.status not in lifecycle.WITH_FINAL_DATA:
+            continue
+        for arm in trial.arms:
+            metrics = arm_data(trial, arm.name)
+            if metrics:
+                found.append(ObservedArm(dict(arm.parameters), metrics, trial.index))
+    return found
+
+
+class Trials:
+    """Suggests and records trials and moves them through their lifecycle.
+
+    Args:
+        db: The database.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # Reads -----------------------------------------------------------------
+
+    def get(self, experiment_id: str, trial_index: int) -> TrialRecord:
+        """Returns one trial.
+
+        Raises:
+            NotFound: the experiment or trial does not exist (NOT_FOUND).
+        """
+        self._reap_lost(experiment_id)
+        return self.db.run(
+            lambda repo: repo.get_trial(experiment_id, trial_index), write=False
+        )
+
+    def list_page(
+        self,
+        experiment_id: str,
+        *,
+        statuses: Sequence[TrialStatus],
+        size: int,
+        token: str,
+    ) -> tuple[list[TrialRecord], str]:
+        """Returns one page of trials by index, and the next page's token.
+
+        Raises:
+            InvalidArgument: negative page size or a foreign token
+                (INVALID_ARGUMENT).
+            NotFound: no such experiment (NOT_FOUND).
+        """
+        limit = page_size(size, default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
+        cursor = decode_token(token, "trials")
+        after = -1 if cursor is None else cursor
+        self._reap_lost(experiment_id)
+        trials = self.db.run(
+            lambda repo: repo.list_trials(
+                experiment_id, statuses=statuses, after_index=after, limit=limit + 1
+            ),
+            write=False,
+        )
+        page = trials[:limit]
+        more = len(trials) > limit
+        return page, encode_token("trials", page[-1].index) if more else ""
+
+    def all(self, experiment_id: str) -> tuple[ExperimentConfig, list[TrialRecord]]:
+        """Returns the experiment's configuration and every trial (for results)."""
+        self._reap_lost(experiment_id)
+
+        def work(repo: Repository) -> tuple[ExperimentConfig, list[TrialRecord]]:
+            config = load_config(repo.get_experiment(experiment_id))
+            return config, repo.list_trials(experiment_id)
+
+        return self.db.run(work, write=False)
+
+    # New trials ------------------------------------------------------------
+
+    def suggest(
+        self,
+        experiment_id: str,
+        *,
+        count: int,
+        batch: bool = False,
+        pinned: Mapping[str, ParameterValue] | None = None,
+        request_id: str = "",
+        ttl_s: float = 0.0,
+    ) -> list[TrialRecord]:
+        """Generates `count` new single-arm trials, or one batch trial of `count` arms.
+
+        Suggested trials are RUNNING when the experiment has no runner and
+        CANDIDATE when it has one. No suggested arm repeats an arm of a trial
+        that is not FAILED or ABANDONED.
+
+        The experiment row stays locked while the engine generates. That is
+        short for Sobol; Bayesian optimization will hold it for the model fit,
+        which serializes suggestions per experiment (never across experiments).
+
+        Raises:
+            InvalidArgument: count out of range, a bad pinned parameter, or a
+                bad ttl; nothing is stored (INVALID_ARGUMENT).
+            NotFound: no such experiment (NOT_FOUND).
+            SearchSpaceExhausted: a finite space has no new arm
+                (FAILED_PRECONDITION).
+        """
+        if count < 0 or count > MAX_SUGGEST_COUNT:
+            raise InvalidArgument(
+                f"count must be between 0 and {MAX_SUGGEST_COUNT}, got {count}",
+                field="count",
+            )
+        count = count or 1
+        _check_ttl(ttl_s)
+        method = "SuggestTrials"
+
+        def work(repo: Repository) -> tuple[list[TrialRecord], list[int], bool]:
+            now = _now()
+            experiment = repo.get_experiment(experiment_id, for_update=True)
+            replay = self._replay(repo, experiment_id, method, request_id)
+            if replay is not None:
+                return replay, [], True
+            config = load_config(experiment)
+            pins = config.search_space.validate_parameterization(
+                dict(pinned or {}), field="pinned_parameters", partial=True
+            )
+            lost = repo.fail_expired_trials(experiment_id, now=now)
+            trials = repo.list_trials(experiment_id)
+
+            result = engine.generate(
+                GenerationRequest(
+                    search_space=config.search_space,
+                    optimization=config.optimization,
+                    strategy=config.strategy,
+                    count=count,
+                    pinned=pins,
+                    observed=observed_arms(trials),
+                    pending=[
+                        dict(arm.parameters)
+                        for trial in trials
+                        if trial.status in lifecycle.PENDING
+                        for arm in trial.arms
+                    ],
+                    excluded_keys={
+                        arm.key
+                        for trial in trials
+                        if trial.status in lifecycle.LIVE_OR_DONE
+                        for arm in trial.arms
+                    },
+                    sobol_draws=experiment.sobol_draws,
+                    trials_generated=experiment.trials_generated,
+                )
+            )
+
+            groups = [result.arms] if batch else [[arm] for arm in result.arms]
+            first = repo.allocate_trial_indices(experiment_id, len(groups))
+            created = []
+            for offset, arms in enumerate(groups):
+                record = self._new_trial(
+                    config,
+                    experiment_id,
+                    first + offset,
+                    arms,
+                    [1.0] * len(arms),
+                    is_batch=batch,
+                    now=now,
+                    ttl_s=ttl_s,
+                )
+                record.generator = result.generator
+                record.num_observations = result.num_observations
+                record.generation_details = dict(result.details)
+                repo.add_trial(record)
+                created.append(record)
+            repo.set_generation_counters(
+                experiment_id,
+                sobol_draws=result.sobol_draws,
+                trials_generated=experiment.trials_generated + len(groups),
+            )
+            self._remember(repo, experiment_id, method, request_id, created, now)
+            return created, lost, False
+
+        created, lost, replayed = self._run_idempotent(
+            work, experiment_id, method, request_id
+        )
+        self._log_lost(experiment_id, lost)
+        if not replayed:
+            for trial in created:
+                logger.info(
+                    "experiment %s trial %d suggested (%s, %d arms, %s)",
+                    experiment_id,
+                    trial.index,
+                    trial.status.name,
+                    len(trial.arms),
+                    trial.generator,
+                )
+                logger.debug(
+                    "experiment %s trial %d arms: %s",
+                    experiment_id,
+                    trial.index,
+                    [a.parameters for a in trial.arms],
+                )
+        return created
+
+    def attach(
+        self,
+        experiment_id: str,
+        *,
+        arms: Sequence[ArmInput],
+        batch: bool = False,
+        request_id: str = "",
+        ttl_s: float = 0.0,
+    ) -> TrialRecord:
+        """Turns user-chosen parameterizations into one trial (replicates allowed).
+
+        Raises:
+            InvalidArgument: no arm, a parameter missing, unknown, of the wrong
+                type or out of bounds, or a bad weight; nothing is stored and no
+                index is used up (INVALID_ARGUMENT).
+            NotFound: no such experiment (NOT_FOUND).
+        """
+        if not arms:
+            raise InvalidArgument("at least one arm is required", field="arms")
+        weights = []
+        for i, arm in enumerate(arms):
+            if not (math.isfinite(arm.weight) and arm.weight >= 0):
+                raise InvalidArgument(
+                    f"weight must be a finite number >= 0, got {arm.weight}",
+                    field=f"arms[{i}].weight",
+                )
+            weights.append(arm.weight or 1.0)
+        _check_ttl(ttl_s)
+        is_batch = batch or len(arms) > 1
+        method = "AttachTrial"
+
+        def work(repo: Repository) -> tuple[list[TrialRecord], list[int], bool]:
+            now = _now()
+            experiment = repo.get_experiment(experiment_id, for_update=True)
+            replay = self._replay(repo, experiment_id, method, request_id)
+            if replay is not None:
+                return replay, [], True
+            config = load_config(experiment)
+            params = [
+                config.search_space.validate_parameterization(
+                    dict(arm.parameters), field=f"arms[{i}].parameters"
+                )
+                for i, arm in enumerate(arms)
+            ]
+            lost = repo.fail_expired_trials(experiment_id, now=now)
+            index = repo.allocate_trial_indices(experiment_id, 1)
+            record = self._new_trial(
+                config,
+                experiment_id,
+                index,
+                params,
+                weights,
+                is_batch=is_batch,
+                now=now,
+                ttl_s=ttl_s,
+            )
+            record.generator = MANUAL_GENERATOR
+            repo.add_trial(record)
+            self._remember(repo, experiment_id, method, request_id, [record], now)
+            return [record], lost, False
+
+        created, lost, replayed = self._run_idempotent(
+            work, experiment_id, method, request_id
+        )
+        self._log_lost(experiment_id, lost)
+        if not replayed:
+            logger.info(
+                "experiment %s trial %d attached (%s, %d arms)",
+                experiment_id,
+                created[0].index,
+                created[0].status.name,
+                len(arms),
+            )
+        return created[0]
+
+    # Data ------------------------------------------------------------------
+
+    def complete(
+        self,
+        experiment_id: str,
+        trial_index: int,
+        observations: Sequence[ObservationRecord],
+        *,
+        request_id: str = "",
+    ) -> TrialRecord:
+        """Stores final observations and moves a RUNNING trial to COMPLETED.
+
+        See `observations.py` for the rules, including the completion rule
+        (every objective of every arm, else INVALID_ARGUMENT and nothing stored).
+
+        Raises:
+            InvalidArgument: an observation breaks a rule (INVALID_ARGUMENT).
+            NotFound: the experiment or trial does not exist (NOT_FOUND).
+            FailedPrecondition: the trial is not RUNNING (FAILED_PRECONDITION).
+        """
+        method = f"CompleteTrial/{trial_index}"
+
+        def work(repo: Repository) -> tuple[list[TrialRecord], list[int], bool]:
+            now = _now()
+            lost = repo.fail_expired_trials(experiment_id, now=now)
+            trial = repo.get_trial(experiment_id, trial_index, for_update=True)
+            replay = self._replay(repo, experiment_id, method, request_id)
+            if replay is not None:
+                return replay, lost, True
+            config = load_config(repo.get_experiment(experiment_id))
+            lifecycle.check_transition(trial, TrialStatus.COMPLETED)
+            check_observations(config, trial, observations, complete=True)
+            repo.add_observations(experiment_id, trial_index, observations, now=now)
+            lifecycle.apply_transition(trial, TrialStatus.COMPLETED, now=now)
+            repo.save_trial_state(trial)
+            trial.observations.extend(observations)
+            self._remember(repo, experiment_id, method, request_id, [trial], now)
+            return [trial], lost, False
+
+        done, lost, replayed = self._run_idempotent(
+            work, experiment_id, method, request_id
+        )
+        self._log_lost(experiment_id, lost)
+        if not replayed:
+            logger.info("experiment %s trial %d completed", experiment_id, trial_index)
+            logger.debug(
+                "experiment %s trial %d observations: %s",
+                experiment_id,
+                trial_index,
+                observations,
+            )
+        return done[0]
+
+    def log_data(
+        self,
+        experiment_id: str,
+        trial_index: int,
+        observations: Sequence[ObservationRecord],
+    ) -> TrialRecord:
+        """Stores intermediate (or partial final) observations of a RUNNING trial.
+
+        Raises:
+            InvalidArgument: an observation breaks a rule (INVALID_ARGUMENT).
+            NotFound: the experiment or trial does not exist (NOT_FOUND).
+            FailedPrecondition: the trial is not RUNNING (FAILED_PRECONDITION).
+        """
+
+        def work(repo: Repository) -> tuple[TrialRecord, list[int]]:
+            now = _now()
+            lost = repo.fail_expired_trials(experiment_id, now=now)
+            trial = repo.get_trial(experiment_id, trial_index, for_update=True)
+            if trial.status is not TrialStatus.RUNNING:
+                raise FailedPrecondition(
+                    f"trial {trial_index} of experiment {experiment_id!r} is "
+                    f"{trial.status.name}; data can be logged only while it is RUNNING",
+                    reason="ILLEGAL_TRANSITION",
+                )
+            config = load_config(repo.get_experiment(experiment_id))
+            check_observations(config, trial, observations, complete=False)
+            repo.add_observations(experiment_id, trial_index, observations, now=now)
+            trial.observations.extend(observations)
+            return trial, lost
+
+        trial, lost = self.db.run(work)
+        self._log_lost(experiment_id, lost)
+        logger.debug(
+            "experiment %s trial %d logged %d observations",
+            experiment_id,
+            trial_index,
+            len(observations),
+        )
+        return trial
+
+    # Lifecycle -------------------------------------------------------------
+
+    def mark_staged(self, experiment_id: str, trial_index: int) -> TrialRecord:
+        """CANDIDATE -> STAGED.
+
+        Raises:
+            NotFound: the experiment or trial does not exist (NOT_FOUND).
+            FailedPrecondition: the trial is not CANDIDATE (FAILED_PRECONDITION).
+        """
+        return self._transition(experiment_id, trial_index, TrialStatus.STAGED)
+
+    def mark_running(
+        self, experiment_id: str, trial_index: int, *, ttl_s: float = 0.0
+    ) -> TrialRecord:
+        """CANDIDATE or STAGED -> RUNNING, with an optional time-to-live.
+
+        Raises:
+            InvalidArgument: a bad ttl (INVALID_ARGUMENT).
+            NotFound: the experiment or trial does not exist (NOT_FOUND).
+            FailedPrecondition: the trial is not CANDIDATE or STAGED
+                (FAILED_PRECONDITION).
+        """
+        _check_ttl(ttl_s)
+        return self._transition(
+            experiment_id, trial_index, TrialStatus.RUNNING, ttl_s=ttl_s
+        )
+
+    def fail(self, experiment_id: str, trial_index: int, *, reason: str) -> TrialRecord:
+        """Moves a trial that is not final to FAILED.
+
+        Raises:
+            NotFound: the experiment or trial does not exist (NOT_FOUND).
+            FailedPrecondition: the trial is final (FAILED_PRECONDITION).
+        """
+        return self._transition(
+            experiment_id, trial_index, TrialStatus.FAILED, reason=reason
+        )
+
+    def abandon(
+        self, experiment_id: str, trial_index: int, *, reason: str
+    ) -> TrialRecord:
+        """Moves a trial that is not final to ABANDONED.
+
+        Raises:
+            NotFound: the experiment or trial does not exist (NOT_FOUND).
+            FailedPrecondition: the trial is final (FAILED_PRECONDITION).
+        """
+        return self._transition(
+            experiment_id, trial_index, TrialStatus.ABANDONED, reason=reason
+        )
+
+    def early_stop(
+        self, experiment_id: str, trial_index: int, *, reason: str
+    ) -> TrialRecord:
+        """Moves a RUNNING trial that has data to EARLY_STOPPED.
+
+        Raises:
+            NotFound: the experiment or trial does not exist (NOT_FOUND).
+            FailedPrecondition: the trial is not RUNNING or has no data
+                (FAILED_PRECONDITION).
+        """
+
+        def needs_data(trial: TrialRecord) -> None:
+            if trial.status is TrialStatus.RUNNING and not trial.observations:
+                raise FailedPrecondition(
+                    f"trial {trial_index} of experiment {experiment_id!r} has no "
+                    "data; only a trial with data can be stopped early (fail or "
+                    "abandon it instead)",
+                    reason="NO_DATA",
+                )
+
+        return self._transition(
+            experiment_id,
+            trial_index,
+            TrialStatus.EARLY_STOPPED,
+            reason=reason,
+            check=needs_data,
+        )
+
+    def heartbeat(
+        self, experiment_id: str, trial_index: int, *, ttl_s: float = 0.0
+    ) -> TrialRecord:
+        """Renews a RUNNING trial's time-to-live (0 keeps the previous length).
+
+        Raises:
+            InvalidArgument: a bad ttl (INVALID_ARGUMENT).
+            NotFound: the experiment or trial does not exist (NOT_FOUND).
+            FailedPrecondition: the trial is not RUNNING, for example because
+                it was already declared lost (FAILED_PRECONDITION).
+        """
+        _check_ttl(ttl_s)
+
+        def work(repo: Repository) -> tuple[TrialRecord, list[int]]:
+            now = _now()
+            lost = repo.fail_expired_trials(experiment_id, now=now)
+            trial = repo.get_trial(experiment_id, trial_index, for_update=True)
+            if trial.status is not TrialStatus.RUNNING:
+                raise FailedPrecondition(
+                    f"trial {trial_index} of experiment {experiment_id!r} is "
+                    f"{trial.status.name}{_why(trial)}; only a RUNNING trial takes "
+                    "heartbeats",
+                    reason="ILLEGAL_TRANSITION",
+                )
+            if ttl_s > 0:
+                trial.ttl_s = ttl_s
+            trial.expire_time = lifecycle.expiry(now, trial.ttl_s)
+            repo.save_trial_state(trial)
+            return trial, lost
+
+        trial, lost = self.db.run(work)
+        self._log_lost(experiment_id, lost)
+        logger.debug("experiment %s trial %d heartbeat", experiment_id, trial_index)
+        return trial
+
+    # Helpers ---------------------------------------------------------------
+
+    def _transition(
+        self,
+        experiment_id: str,
+        trial_index: int,
+        target: TrialStatus,
+        *,
+        reason: str = "",
+        ttl_s: float = 0.0,
+        check: Callable[[TrialRecord], None] | None = None,
+    ) -> TrialRecord:
+        def work(repo: Repository) -> tuple[TrialRecord, list[int]]:
+            now = _now()
+            lost = repo.fail_expired_trials(experiment_id, now=now)
+            trial = repo.get_trial(experiment_id, trial_index, for_update=True)
+            lifecycle.check_transition(trial, target)
+            if check is not None:
+                check(trial)
+            lifecycle.apply_transition(
+                trial, target, now=now, reason=reason, ttl_s=ttl_s
+            )
+            repo.save_trial_state(trial)
+            return trial, lost
+
+        trial, lost = self.db.run(work)
+        self._log_lost(experiment_id, lost)
+        level = logging.INFO if target in lifecycle.FINAL else logging.DEBUG
+        logger.log(
+            level,
+            "experiment %s trial %d %s%s",
+            experiment_id,
+            trial_index,
+            target.name.lower(),
+            f": {reason}" if reason else "",
+        )
+        return trial
+
+    @staticmethod
+    def _new_trial(
+        config: ExperimentConfig,
+        experiment_id: str,
+        index: int,
+        arms: Sequence[Parameterization],
+        weights: Sequence[float],
+        *,
+        is_batch: bool,
+        now: datetime,
+        ttl_s: float,
+    ) -> TrialRecord:
+        status = TrialStatus.CANDIDATE if config.has_runner else TrialStatus.RUNNING
+        running = status is TrialStatus.RUNNING
+        return TrialRecord(
+            experiment_id=experiment_id,
+            index=index,
+            status=status,
+            arms=[
+                ArmRecord(
+                    name=f"{index}_{arm_index}",
+                    parameters=dict(params),
+                    key=config.search_space.arm_key(params),
+                    weight=weight,
+                )
+                for arm_index, (params, weight) in enumerate(
+                    zip(arms, weights, strict=True)
+                )
+            ],
+            is_batch=is_batch,
+            create_time=now,
+            run_time=now if running else None,
+            ttl_s=ttl_s,
+            expire_time=lifecycle.expiry(now, ttl_s) if running else None,
+        )
+
+    @staticmethod
+    def _replay(
+        repo: Repository, experiment_id: str, method: str, request_id: str
+    ) -> list[TrialRecord] | None:
+        """The trials a previous request with this id returned, if there was one."""
+        if not request_id:
+            return None
+        indices = repo.find_request(experiment_id, method, request_id)
+        if indices is None:
+            return None
+        return [repo.get_trial(experiment_id, index) for index in indices]
+
+    @staticmethod
+    def _remember(
+        repo: Repository,
+        experiment_id: str,
+        method: str,
+        request_id: str,
+        trials: Sequence[TrialRecord],
+        now: datetime,
+    ) -> None:
+        if request_id:
+            repo.record_request(
+                experiment_id, method, request_id, [t.index for t in trials], now=now
+            )
+
+    def _run_idempotent(
+        self,
+        work: Callable[[Repository], tuple[list[TrialRecord], list[int], bool]],
+        experiment_id: str,
+        method: str,
+        request_id: str,
+    ) -> tuple[list[TrialRecord], list[int], bool]:
+        try:
+            return self.db.run(work)
+        except AlreadyExists:
+            if not request_id:
+                raise
+
+            # A concurrent request with the same id committed first; its
+            # result is the answer to this one too.
+            def replay(repo: Repository) -> list[TrialRecord] | None:
+                return self._replay(repo, experiment_id, method, request_id)
+
+            found = self.db.run(replay, write=False)
+            if found is None:
+                raise
+            return found, [], True
+
+    def _reap_lost(self, experiment_id: str) -> None:
+        """Fails expired RUNNING trials before a read, if there are any."""
+        now = _now()
+
+        def find(repo: Repository) -> list[int]:
+            return repo.find_expired_trials(experiment_id, now=now)
+
+        if not self.db.run(find, write=False):
+            return
+        lost = self.db.run(
+            lambda repo: repo.fail_expired_trials(experiment_id, now=now)
+        )
+        self._log_lost(experiment_id, lost)
+
+    @staticmethod
+    def _log_lost(experiment_id: str, lost: Sequence[int]) -> None:
+        for index in lost:
+            logger.info(
+                "experiment %s trial %d failed: lost (time-to-live ran out)",
+                experiment_id,
+                index,
+            )
+
+
+__all__ = ["ArmInput", "Trials", "arm_data", "observed_arms"]

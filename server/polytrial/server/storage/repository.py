@@ -1,0 +1,543 @@
+"""The repository: every query Polytrial makes, bound to one transaction.
+
+A `Repository` is handed out by `Database.run` and is valid only inside that
+unit of work. It speaks in records (`records.py`), raises domain errors, and
+takes the row locks that keep several server replicas consistent:
+
+- `get_experiment(..., for_update=True)` locks the experiment row
+  (`SELECT ... FOR UPDATE` on PostgreSQL; SQLite's `BEGIN IMMEDIATE` already
+  serializes writers), which serializes suggestions and attachments per
+  experiment, so trial indices are dense and never handed out twice.
+- `get_trial(..., for_update=True)` locks one trial for a status change, so
+  two concurrent completions cannot both succeed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from polytrial.server import resources
+from polytrial.server.errors import AlreadyExists, NotFound
+from polytrial.server.storage.records import (
+    ArmRecord,
+    ExperimentRecord,
+    ObservationRecord,
+    TrialRecord,
+    TrialStatus,
+)
+from polytrial.server.storage.rows import (
+    ArmRow,
+    ExperimentRow,
+    ObservationRow,
+    RequestRow,
+    TrialRow,
+)
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+LOST_REASON = "lost: no heartbeat before the trial's time-to-live ran out"
+
+
+class Repository:
+    """Reads and writes experiments, trials, arms, observations and requests.
+
+    Args:
+        session: The session of the enclosing transaction.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # Experiments ---------------------------------------------------------
+
+    def add_experiment(self, record: ExperimentRecord) -> ExperimentRecord:
+        """Stores a new experiment and returns it as stored.
+
+        Raises:
+            AlreadyExists: the id is taken (ALREADY_EXISTS).
+        """
+        row = ExperimentRow(
+            experiment_id=record.experiment_id,
+            config=record.config,
+            description=record.description,
+            properties=record.properties,
+            create_time=record.create_time,
+            update_time=record.update_time or record.create_time,
+            next_trial_index=0,
+            sobol_draws=0,
+            trials_generated=0,
+        )
+        self.session.add(row)
+        try:
+            self.session.flush()
+        except IntegrityError as exc:
+            # Two creates with one id raced past each other; the unique index
+            # on experiment_id let exactly one of them in.
+            raise AlreadyExists(
+                resources.experiment_name(record.experiment_id)
+            ) from exc
+        return self._experiment_record(row, {})
+
+    def get_experiment(
+        self, experiment_id: str, *, for_update: bool = False
+    ) -> ExperimentRecord:
+        """Returns one experiment with its trial counts.
+
+        Args:
+            experiment_id: The experiment's id.
+            for_update: Lock the row until the transaction ends.
+
+        Raises:
+            NotFound: no such experiment (NOT_FOUND).
+        """
+        row = self._experiment_row(experiment_id, for_update=for_update)
+        return self._experiment_record(row, self._trial_counts([row.pk])[row.pk])
+
+    def list_experiments(self, *, after_seq: int, limit: int) -> list[ExperimentRecord]:
+        """Returns up to `limit` experiments created after cursor `after_seq`."""
+        rows = self.session.scalars(
+            select(ExperimentRow)
+            .where(ExperimentRow.pk > after_seq)
+            .order_by(ExperimentRow.pk)
+            .limit(limit)
+        ).all()
+        counts = self._trial_counts([row.pk for row in rows])
+        return [self._experiment_record(row, counts[row.pk]) for row in rows]
+
+    def update_experiment(
+        self,
+        experiment_id: str,
+        *,
+        now: datetime,
+        description: str | None = None,
+        properties: dict[str, object] | None = None,
+    ) -> ExperimentRecord:
+        """Changes the description and/or properties; None leaves one as is.
+
+        Raises:
+            NotFound: no such experiment (NOT_FOUND).
+        """
+        row = self._experiment_row(experiment_id, for_update=True)
+        if description is not None:
+            row.description = description
+        if properties is not None:
+            row.properties = dict(properties)
+        row.update_time = now
+        self.session.flush()
+        return self.get_experiment(experiment_id)
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        """Deletes an experiment with its trials, arms, data and request keys.
+
+        Raises:
+            NotFound: no such experiment (NOT_FOUND).
+        """
+        row = self._experiment_row(experiment_id, for_update=True)
+        # Children are deleted explicitly, child first, so the outcome does
+        # not depend on whether the backend enforces ON DELETE CASCADE.
+        for table in (ObservationRow, ArmRow, TrialRow, RequestRow):
+            self.session.execute(delete(table).where(table.experiment_pk == row.pk))
+        self.session.execute(delete(ExperimentRow).where(ExperimentRow.pk == row.pk))
+
+    def set_generation_counters(
+        self, experiment_id: str, *, sobol_draws: int, trials_generated: int
+    ) -> None:
+        """Stores the experiment's Sobol counter and number of generated trials."""
+        self.session.execute(
+            update(ExperimentRow)
+            .where(ExperimentRow.experiment_id == experiment_id)
+            .values(sobol_draws=sobol_draws, trials_generated=trials_generated)
+        )
+
+    def allocate_trial_indices(self, experiment_id: str, count: int) -> int:
+        """Reserves `count` consecutive trial indices and returns the first.
+
+        One `UPDATE ... RETURNING` both reads and advances the counter, so two
+        transactions (even in two server processes) never get the same index;
+        a rolled-back transaction gives its indices back.
+
+        Raises:
+            NotFound: no such experiment (NOT_FOUND).
+        """
+        new_next = self.session.execute(
+            update(ExperimentRow)
+            .where(ExperimentRow.experiment_id == experiment_id)
+            .values(next_trial_index=ExperimentRow.next_trial_index + count)
+            .returning(ExperimentRow.next_trial_index)
+        ).scalar_one_or_none()
+        if new_next is None:
+            raise NotFound(resources.experiment_name(experiment_id))
+        return int(new_next) - count
+
+    # Trials --------------------------------------------------------------
+
+    def add_trial(self, record: TrialRecord) -> None:
+        """Stores a new trial with its arms and observations.
+
+        Raises:
+            NotFound: no such experiment (NOT_FOUND).
+            AlreadyExists: the index is taken (ALREADY_EXISTS).
+        """
+        pk = self._experiment_row(record.experiment_id).pk
+        self.session.add(
+            TrialRow(
+                experiment_pk=pk,
+                trial_index=record.index,
+                status=record.status.value,
+                is_batch=record.is_batch,
+                create_time=record.create_time,
+                stage_time=record.stage_time,
+                run_time=record.run_time,
+                end_time=record.end_time,
+                status_reason=record.status_reason,
+                deployed_name=record.deployed_name,
+                run_metadata=record.run_metadata,
+                generator=record.generator,
+                num_observations=record.num_observations,
+                generation_details=record.generation_details,
+                runner=record.runner,
+                deployment_error=record.deployment_error,
+                missing_metrics=list(record.missing_metrics),
+                ttl_s=record.ttl_s,
+                expire_time=record.expire_time,
+            )
+        )
+        # The trial row must exist before its arms reference it.
+        try:
+            self.session.flush()
+        except IntegrityError as exc:
+            name = resources.trial_name(record.experiment_id, record.index)
+            raise AlreadyExists(name) from exc
+        for arm_index, arm in enumerate(record.arms):
+            self.session.add(
+                ArmRow(
+                    experiment_pk=pk,
+                    trial_index=record.index,
+                    arm_index=arm_index,
+                    name=arm.name,
+                    parameters=arm.parameters,
+                    arm_key=arm.key,
+                    weight=arm.weight,
+                )
+            )
+        if record.observations:
+            self.add_observations(
+                record.experiment_id,
+                record.index,
+                record.observations,
+                now=record.create_time or datetime.now(UTC),
+            )
+        self.session.flush()
+
+    def get_trial(
+        self, experiment_id: str, trial_index: int, *, for_update: bool = False
+    ) -> TrialRecord:
+        """Returns one trial with its arms and observations.
+
+        Args:
+            experiment_id: The experiment's id.
+            trial_index: The trial's index.
+            for_update: Lock the trial row until the transaction ends.
+
+        Raises:
+            NotFound: the experiment or the trial does not exist (NOT_FOUND).
+        """
+        pk = self._experiment_row(experiment_id).pk
+        query = select(TrialRow).where(
+            TrialRow.experiment_pk == pk, TrialRow.trial_index == trial_index
+        )
+        if for_update:
+            query = query.with_for_update()
+        row = self.session.scalars(query).one_or_none()
+        if row is None:
+            raise NotFound(
+                resources.trial_name(experiment_id, trial_index),
+                f"trial {trial_index} of experiment {experiment_id!r} does not exist",
+            )
+        return self._trial_records(experiment_id, pk, [row])[0]
+
+    def list_trials(
+        self,
+        experiment_id: str,
+        *,
+        statuses: Iterable[TrialStatus] = (),
+        after_index: int = -1,
+        limit: int | None = None,
+    ) -> list[TrialRecord]:
+        """Returns trials by index, optionally filtered by status and paged.
+
+        Args:
+            experiment_id: The experiment's id.
+            statuses: Only these statuses; empty means all.
+            after_index: Only trials with a larger index (the page cursor).
+            limit: At most this many; None means all.
+
+        Raises:
+            NotFound: no such experiment (NOT_FOUND).
+        """
+        pk = self._experiment_row(experiment_id).pk
+        query = (
+            select(TrialRow)
+            .where(TrialRow.experiment_pk == pk, TrialRow.trial_index > after_index)
+            .order_by(TrialRow.trial_index)
+        )
+        wanted = [status.value for status in statuses]
+        if wanted:
+            query = query.where(TrialRow.status.in_(wanted))
+        if limit is not None:
+            query = query.limit(limit)
+        rows = self.session.scalars(query).all()
+        return self._trial_records(experiment_id, pk, rows)
+
+    def save_trial_state(self, record: TrialRecord) -> None:
+        """Writes a trial's status, timestamps, reasons, metadata and expiry.
+
+        Arms and observations are not touched; see `add_observations`.
+
+        Raises:
+            NotFound: the experiment or the trial does not exist (NOT_FOUND).
+        """
+        pk = self._experiment_row(record.experiment_id).pk
+        result = self.session.execute(
+            update(TrialRow)
+            .where(TrialRow.experiment_pk == pk, TrialRow.trial_index == record.index)
+            .values(
+                status=record.status.value,
+                stage_time=record.stage_time,
+                run_time=record.run_time,
+                end_time=record.end_time,
+                status_reason=record.status_reason,
+                deployed_name=record.deployed_name,
+                run_metadata=record.run_metadata,
+                runner=record.runner,
+                deployment_error=record.deployment_error,
+                missing_metrics=list(record.missing_metrics),
+                ttl_s=record.ttl_s,
+                expire_time=record.expire_time,
+            )
+        )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise NotFound(resources.trial_name(record.experiment_id, record.index))
+
+    def add_observations(
+        self,
+        experiment_id: str,
+        trial_index: int,
+        observations: Sequence[ObservationRecord],
+        *,
+        now: datetime,
+    ) -> None:
+        """Appends observations to a trial (validated by the caller)."""
+        pk = self._experiment_row(experiment_id).pk
+        self.session.add_all(
+            ObservationRow(
+                experiment_pk=pk,
+                trial_index=trial_index,
+                arm_name=obs.arm_name,
+                metric_name=obs.metric_name,
+                mean=obs.mean,
+                sem=obs.sem,
+                step=obs.step,
+                create_time=now,
+            )
+            for obs in observations
+        )
+        self.session.flush()
+
+    def find_expired_trials(self, experiment_id: str, *, now: datetime) -> list[int]:
+        """Returns indices of RUNNING trials whose time-to-live ran out."""
+        pk = self._experiment_row(experiment_id).pk
+        return list(
+            self.session.scalars(
+                select(TrialRow.trial_index).where(
+                    TrialRow.experiment_pk == pk,
+                    TrialRow.status == TrialStatus.RUNNING.value,
+                    TrialRow.expire_time.is_not(None),
+                    TrialRow.expire_time < now,
+                )
+            ).all()
+        )
+
+    def fail_expired_trials(self, experiment_id: str, *, now: datetime) -> list[int]:
+        """Marks RUNNING trials past their expiry FAILED as lost; returns them.
+
+        The status is re-checked in the UPDATE itself, so a heartbeat or a
+        completion that committed first wins.
+        """
+        indices = self.find_expired_trials(experiment_id, now=now)
+        if not indices:
+            return []
+        pk = self._experiment_row(experiment_id).pk
+        self.session.execute(
+            update(TrialRow)
+            .where(
+                TrialRow.experiment_pk == pk,
+                TrialRow.trial_index.in_(indices),
+                TrialRow.status == TrialStatus.RUNNING.value,
+                TrialRow.expire_time < now,
+            )
+            .values(
+                status=TrialStatus.FAILED.value, status_reason=LOST_REASON, end_time=now
+            )
+        )
+        return indices
+
+    # Idempotency keys ------------------------------------------------------
+
+    def find_request(
+        self, experiment_id: str, method: str, request_id: str
+    ) -> list[int] | None:
+        """Returns the trial indices a request with this id produced, if any."""
+        pk = self._experiment_row(experiment_id).pk
+        row = self.session.get(RequestRow, (pk, method, request_id))
+        return None if row is None else [int(i) for i in row.trial_indices]
+
+    def record_request(
+        self,
+        experiment_id: str,
+        method: str,
+        request_id: str,
+        trial_indices: Sequence[int],
+        *,
+        now: datetime,
+    ) -> None:
+        """Remembers what a request produced, in the request's own transaction.
+
+        Raises:
+            AlreadyExists: a concurrent request with the same id committed
+                first (ALREADY_EXISTS); the caller reads that one's result.
+        """
+        pk = self._experiment_row(experiment_id).pk
+        self.session.add(
+            RequestRow(
+                experiment_pk=pk,
+                method=method,
+                request_id=request_id,
+                trial_indices=list(trial_indices),
+                create_time=now,
+            )
+        )
+        try:
+            self.session.flush()
+        except IntegrityError as exc:
+            raise AlreadyExists(
+                f"{resources.experiment_name(experiment_id)}/requests/{request_id}"
+            ) from exc
+
+    # Helpers ---------------------------------------------------------------
+
+    def _experiment_row(
+        self, experiment_id: str, *, for_update: bool = False
+    ) -> ExperimentRow:
+        query = select(ExperimentRow).where(
+            ExperimentRow.experiment_id == experiment_id
+        )
+        if for_update:
+            query = query.with_for_update()
+        row = self.session.scalars(query).one_or_none()
+        if row is None:
+            raise NotFound(
+                resources.experiment_name(experiment_id),
+                f"experiment {experiment_id!r} does not exist",
+            )
+        return row
+
+    def _trial_counts(self, pks: Sequence[int]) -> dict[int, dict[str, int]]:
+        counts: dict[int, dict[str, int]] = defaultdict(dict)
+        if not pks:
+            return counts
+        query = (
+            select(TrialRow.experiment_pk, TrialRow.status, func.count())
+            .where(TrialRow.experiment_pk.in_(pks))
+            .group_by(TrialRow.experiment_pk, TrialRow.status)
+        )
+        for pk, status, count in self.session.execute(query):
+            counts[pk][status] = int(count)
+        return counts
+
+    @staticmethod
+    def _experiment_record(
+        row: ExperimentRow, counts: dict[str, int]
+    ) -> ExperimentRecord:
+        return ExperimentRecord(
+            experiment_id=row.experiment_id,
+            config=row.config,
+            description=row.description,
+            properties=dict(row.properties or {}),
+            create_time=row.create_time,
+            update_time=row.update_time,
+            next_trial_index=row.next_trial_index,
+            sobol_draws=row.sobol_draws,
+            trials_generated=row.trials_generated,
+            trial_counts=dict(counts),
+            seq=row.pk,
+        )
+
+    def _trial_records(
+        self, experiment_id: str, pk: int, rows: Sequence[TrialRow]
+    ) -> list[TrialRecord]:
+        if not rows:
+            return []
+        indices = [row.trial_index for row in rows]
+        # One query each for arms and observations instead of one per trial.
+        arms: dict[int, list[ArmRecord]] = defaultdict(list)
+        for arm in self.session.scalars(
+            select(ArmRow)
+            .where(ArmRow.experiment_pk == pk, ArmRow.trial_index.in_(indices))
+            .order_by(ArmRow.trial_index, ArmRow.arm_index)
+        ):
+            arms[arm.trial_index].append(
+                ArmRecord(
+                    name=arm.name,
+                    parameters=dict(arm.parameters),
+                    key=arm.arm_key,
+                    weight=arm.weight,
+                )
+            )
+        observations: dict[int, list[ObservationRecord]] = defaultdict(list)
+        for obs in self.session.scalars(
+            select(ObservationRow)
+            .where(
+                ObservationRow.experiment_pk == pk,
+                ObservationRow.trial_index.in_(indices),
+            )
+            .order_by(ObservationRow.id)
+        ):
+            observations[obs.trial_index].append(
+                ObservationRecord(
+                    arm_name=obs.arm_name,
+                    metric_name=obs.metric_name,
+                    mean=obs.mean,
+                    sem=obs.sem,
+                    step=obs.step,
+                )
+            )
+        return [
+            TrialRecord(
+                experiment_id=experiment_id,
+                index=row.trial_index,
+                status=TrialStatus(row.status),
+                arms=arms[row.trial_index],
+                is_batch=row.is_batch,
+                observations=observations[row.trial_index],
+                create_time=row.create_time,
+                stage_time=row.stage_time,
+                run_time=row.run_time,
+                end_time=row.end_time,
+                status_reason=row.status_reason,
+                deployed_name=row.deployed_name,
+                run_metadata=dict(row.run_metadata or {}),
+                generator=row.generator,
+                num_observations=row.num_observations,
+                generation_details=dict(row.generation_details or {}),
+                ttl_s=row.ttl_s,
+                expire_time=row.expire_time,
+                runner=row.runner,
+                deployment_error=row.deployment_error,
+                missing_metrics=list(row.missing_metrics or []),
+            )
+            for row in rows
+        ]
