@@ -255,7 +255,7 @@ class Repository:
         if row is None:
             raise NotFound(
                 resources.trial_name(experiment_id, trial_index),
-                f"trial {trial_index} of experiment {experiment_id!r} does not exist",
+                f"trial {trial_index} of experiments/{experiment_id} does not exist",
             )
         return self._trial_records(experiment_id, pk, [row])[0]
 
@@ -439,10 +439,8 @@ class Repository:
             query = query.with_for_update()
         row = self.session.scalars(query).one_or_none()
         if row is None:
-            raise NotFound(
-                resources.experiment_name(experiment_id),
-                f"experiment {experiment_id!r} does not exist",
-            )
+            name = resources.experiment_name(experiment_id)
+            raise NotFound(name, f"experiment {name} does not exist")
         return row
 
     def _trial_counts(self, pks: Sequence[int]) -> dict[int, dict[str, int]]:
