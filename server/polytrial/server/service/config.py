@@ -149,20 +149,21 @@ def _check_metric_sources(
 
 
 class _ConfigCache:
-    """A small LRU of parsed configurations keyed by (experiment id, row seq).
+    """A small LRU of parsed configurations keyed by the stored bytes.
 
-    The row's sequence number changes when an experiment is deleted and
-    created again under the same id, so a stale entry is never used. The lock
-    guards the OrderedDict, which handler threads share.
+    Keying by content (not by id) means an experiment deleted and created
+    again under the same id, or two databases in one process, never see each
+    other's entry. The lock guards the OrderedDict, which handler threads
+    share.
     """
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._entries: OrderedDict[tuple[str, int], ExperimentConfig] = OrderedDict()
+        self._entries: OrderedDict[bytes, ExperimentConfig] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, record: ExperimentRecord) -> ExperimentConfig:
-        key = (record.experiment_id, record.seq)
+        key = record.config
         with self._lock:
             found = self._entries.get(key)
             if found is not None:

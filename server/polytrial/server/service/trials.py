@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from polytrial.server import engine
+from polytrial.server import engine, resources
 from polytrial.server.engine.types import (
     GenerationRequest,
     ObservedArm,
@@ -445,6 +445,9 @@ class Trials:
                     f"trial {trial_index} of experiment {experiment_id!r} is "
                     f"{trial.status.name}; data can be logged only while it is RUNNING",
                     reason="ILLEGAL_TRANSITION",
+                    metadata={
+                        "trial": resources.trial_name(experiment_id, trial_index)
+                    },
                 )
             config = load_config(repo.get_experiment(experiment_id))
             check_observations(config, trial, observations, complete=False)
@@ -531,6 +534,9 @@ class Trials:
                     "data; only a trial with data can be stopped early (fail or "
                     "abandon it instead)",
                     reason="NO_DATA",
+                    metadata={
+                        "trial": resources.trial_name(experiment_id, trial_index)
+                    },
                 )
 
         return self._transition(
@@ -564,6 +570,9 @@ class Trials:
                     f"{trial.status.name}{_why(trial)}; only a RUNNING trial takes "
                     "heartbeats",
                     reason="ILLEGAL_TRANSITION",
+                    metadata={
+                        "trial": resources.trial_name(experiment_id, trial_index)
+                    },
                 )
             if ttl_s > 0:
                 trial.ttl_s = ttl_s
