@@ -231,8 +231,10 @@ class Client:
         if properties is not None:
             message.properties.CopyFrom(to_struct(properties))
         if status_quo is not None:
-            message.status_quo.parameters.update(
-                to_parameters_proto(status_quo, field="status_quo")
+            message.status_quo.CopyFrom(
+                experiment_pb2.Arm(
+                    parameters=to_parameters_proto(status_quo, field="status_quo")
+                )
             )
         if runner is not None:
             message.runner.CopyFrom(runner_to_proto(runner))

@@ -40,6 +40,7 @@ from polytrial.client import (
     TrialStatus,
 )
 from polytrial.examples.local_server import local_server
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
@@ -112,7 +113,11 @@ def create_experiment(client: Client, experiment_id: str, seed: int | None) -> N
 
 
 class ProgressView:
-    """A live view of the run: a progress bar over a table of recent trials."""
+    """The run as it goes: a live progress bar over a table of recent trials.
+
+    Without a terminal (CI logs, a pipe) a live view would draw only once at
+    the end, so it prints one plain line per trial instead.
+    """
 
     def __init__(self, console: Console, num_trials: int) -> None:
         self.console = console
@@ -126,101 +131,102 @@ class ProgressView:
         )
         self.task = self.progress.add_task("trials", total=num_trials, best="-")
         self.outcomes: list[TrialOutcome] = []
-        self.live = Live(self._render(), console=console, refresh_per_second=8)
+        self.live: Live | None = None
+        if console.is_terminal:
+            self.live = Live(self._render(), console=console, refresh_per_second=8)
 
     def __enter__(self) -> ProgressView:
-        self.live.__enter__()
+        if self.live is not None:
+            self.live.__enter__()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.live.__exit__(None, None, None)
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
 
     def on_trial(self, outcome: TrialOutcome) -> None:
         """The loop's progress callback: records the trial and redraws."""
         self.outcomes.append(outcome)
         best = f"{outcome.best_value:.5f}" if outcome.best_value is not None else "-"
         self.progress.update(self.task, advance=1, best=best)
-        self.live.update(self._render())
-        if not self.console.is_terminal:
-            # Without a terminal the live view draws only at the end; a line
-            # per trial keeps logs readable while the run goes on.
-            self.console.print(_plain_line(outcome))
+        if self.live is not None:
+            self.live.update(self._render())
+        else:
+            self.console.print(_plain_line(outcome), highlight=False)
 
     def _render(self) -> Group:
-        table = Table(expand=False, header_style="bold")
-        table.add_column("trial", justify="right")
-        table.add_column("generator")
-        table.add_column(METRIC, justify="right")
-        table.add_column("best so far", justify="right")
-        table.add_column("x1..x6")
-        table.add_column("eval s", justify="right")
-        previous_best: float | None = None
+        table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("trial", justify="right", no_wrap=True)
+        table.add_column("generator", no_wrap=True)
+        table.add_column(METRIC, justify="right", no_wrap=True)
+        table.add_column("best", justify="right", no_wrap=True)
+        table.add_column("x1 .. x6", no_wrap=True)
         shown = self.outcomes[-_TABLE_ROWS:]
-        if len(self.outcomes) > len(shown):
-            previous_best = self.outcomes[-len(shown) - 1].best_value
+        before = self.outcomes[: len(self.outcomes) - len(shown)]
+        previous_best = before[-1].best_value if before else None
         for outcome in shown:
             improved = outcome.best_value is not None and (
                 previous_best is None or outcome.best_value < previous_best
             )
             previous_best = outcome.best_value
-            value = (
-                f"{outcome.objective_value:.5f}"
-                if outcome.status is TrialStatus.COMPLETED
-                and outcome.objective_value is not None
-                else f"[red]{outcome.status.value}[/red]"
-            )
             table.add_row(
                 str(outcome.index),
                 outcome.generator or "?",
-                value,
-                f"{outcome.best_value:.5f}" if outcome.best_value is not None else "-",
+                _value_text(outcome, markup=True),
+                _number(outcome.best_value),
                 " ".join(
                     f"{float(outcome.parameters[n]):.2f}" for n in PARAMETER_NAMES
                 ),
-                f"{outcome.evaluation_s:.3f}",
                 style="green" if improved else None,
             )
         return Group(self.progress, table)
 
 
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.5f}"
+
+
+def _value_text(outcome: TrialOutcome, *, markup: bool = False) -> str:
+    if outcome.status is TrialStatus.COMPLETED and outcome.objective_value is not None:
+        return f"{outcome.objective_value:.5f}"
+    text = outcome.status.value + (f" ({outcome.reason})" if outcome.reason else "")
+    return f"[red]{text}[/red]" if markup else text
+
+
 def _plain_line(outcome: TrialOutcome) -> str:
-    value = (
-        f"{outcome.objective_value:.5f}"
-        if outcome.objective_value is not None
-        else outcome.status.value
-    )
-    best = f"{outcome.best_value:.5f}" if outcome.best_value is not None else "-"
     return (
         f"trial {outcome.index:>3}  {outcome.generator or '?':<8}  "
-        f"{METRIC} {value:>10}  best {best}"
+        f"{METRIC} {_value_text(outcome):>10}  best {_number(outcome.best_value)}"
     )
 
 
 def report(console: Console, summary: OptimizationSummary) -> float | None:
     """Prints the best arm and its regret; returns the regret (None: no data)."""
-    counts = f"{summary.num_completed} completed, {summary.num_failed} failed" + (
-        f"; stopped early: {summary.stopped_reason}" if summary.stopped_reason else ""
-    )
+    counts = f"{summary.num_completed} completed, {summary.num_failed} failed"
+    if summary.stopped_reason:
+        counts += f"; stopped early: {summary.stopped_reason}"
     if summary.best is None:
         console.print(Panel(f"No trial has data yet ({counts}).", title="Best arm"))
         return None
+
     best = summary.best
     value = best.metrics[METRIC].mean
     regret = value - HARTMANN6_MINIMUM
-    trials = ", ".join(str(index) for index in best.trial_indices)
-    lines = [
-        f"experiment   {summary.experiment.name}",
-        f"trials       {counts}",
-        f"best arm     {best.arm.name} (trials {trials})",
-        "parameters   "
-        + ", ".join(
-            f"{name}={float(best.parameters[name]):.4f}" for name in PARAMETER_NAMES
-        ),
-        f"{METRIC:<12} {value:.5f}",
-        f"optimum      {HARTMANN6_MINIMUM:.5f}",
-        f"regret       {regret:.5f}",
-    ]
-    console.print(Panel("\n".join(lines), title="Best arm", expand=False))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("experiment", summary.experiment.name)
+    grid.add_row("trials", counts)
+    grid.add_row(
+        "best arm",
+        f"{best.arm.name} (trial {', '.join(str(i) for i in best.trial_indices)})",
+    )
+    for name in PARAMETER_NAMES:
+        grid.add_row(f"  {name}", f"{float(best.parameters[name]):.5f}")
+    grid.add_row(METRIC, f"{value:.5f}")
+    grid.add_row("known minimum", f"{HARTMANN6_MINIMUM:.5f}")
+    grid.add_row("regret", f"{regret:.5f}")
+    console.print(Panel(grid, title="Best arm", expand=False))
     return regret
 
 
@@ -276,7 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.address:
         console.print(
             f"Server stopped. The experiment is stored in {db_path}; run "
-            f"`polytrial serve --db sqlite:///{db_path.resolve()}` to look at it again."
+            f"`polytrial serve --db sqlite:///{db_path.resolve()}` to look at it "
+            "again.",
+            highlight=False,
         )
     return 0 if regret is not None else 1
 
