@@ -11,16 +11,25 @@ PROTO_FILES := $(wildcard protos/polytrial/v1/*.proto)
 GOOGLE_PROTOS = $(shell $(PY) -c "import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), '_proto'))")
 COMMON_PROTOS = $(shell $(PY) -c "import google.api.field_behavior_pb2 as m, os; print(os.path.dirname(os.path.dirname(os.path.dirname(m.__file__))))")
 
-.PHONY: setup protos protos-check buf-lint buf-breaking lint typecheck test test-python postgres demo clean
+.PHONY: setup bo bench-bo protos protos-check buf-lint buf-breaking lint typecheck test test-python postgres demo clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	$(PIP) install -e '.[server,dev]'
+	$(PIP) install -e '.[server,dev,bo]'
 	touch $@
 
 ## setup: create the virtualenv and install the project with its test tools.
 setup: $(VENV)/.installed
+
+## bo: add Bayesian optimization (PyTorch, BoTorch) to an existing virtualenv.
+bo:
+	$(PIP) install -e '.[server,bo]'
+
+## bench-bo: install the peers (Optuna, Ax) and run the quick BO benchmark.
+bench-bo: setup
+	$(PIP) install -e '.[server,bo,bench]'
+	$(PY) -m benchmarks.bo --profile quick
 
 ## protos: regenerate the Python code (with .pyi stubs) from protos/.
 protos: setup
@@ -74,3 +83,64 @@ demo: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# --- Runners: Go and TypeScript SDKs, their generated code and tests --------
+# protoc is grpc_tools.protoc from the virtualenv; the language plugins are
+# pinned here (Go, installed with `go install`) and in runners/ts/package.json
+# (ts-proto, installed with `npm ci` from the lockfile).
+GO ?= go
+TOOLS_BIN := $(CURDIR)/.tools/bin
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+GEN_GO := protos/gen/go
+GEN_GO_MODULE := github.com/polytrial/polytrial/protos/gen/go
+RUNNERS_GO := runners/go
+RUNNERS_TS := runners/ts
+
+.PHONY: setup-runners go-tools protos-go protos-ts protos-runners-check build-runners test-runners
+
+## go-tools: install the pinned protoc-gen-go and protoc-gen-go-grpc into .tools/bin.
+go-tools:
+	mkdir -p $(TOOLS_BIN)
+	GOBIN=$(TOOLS_BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(TOOLS_BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+$(RUNNERS_TS)/node_modules/.installed: $(RUNNERS_TS)/package.json $(RUNNERS_TS)/package-lock.json
+	cd $(RUNNERS_TS) && npm ci --no-audit --no-fund
+	touch $@
+
+## setup-runners: download the Go modules and install the pinned npm packages.
+setup-runners: setup $(RUNNERS_TS)/node_modules/.installed
+	cd $(GEN_GO) && $(GO) mod download
+	cd $(RUNNERS_GO) && $(GO) mod download
+
+## protos-go: regenerate protos/gen/go (committed, as Go modules expect).
+protos-go: setup go-tools
+	rm -f $(GEN_GO)/polytrial/v1/*.pb.go
+	$(PY) -m grpc_tools.protoc -I protos -I $(GOOGLE_PROTOS) -I $(COMMON_PROTOS) \
+	  --plugin=protoc-gen-go=$(TOOLS_BIN)/protoc-gen-go \
+	  --plugin=protoc-gen-go-grpc=$(TOOLS_BIN)/protoc-gen-go-grpc \
+	  --go_out=$(GEN_GO) --go_opt=module=$(GEN_GO_MODULE) \
+	  --go-grpc_out=$(GEN_GO) --go-grpc_opt=module=$(GEN_GO_MODULE) $(PROTO_FILES)
+
+## protos-ts: regenerate protos/gen/ts with the pinned ts-proto.
+protos-ts: setup-runners
+	PY=$(CURDIR)/$(PY) bash $(RUNNERS_TS)/scripts/codegen.sh
+
+## protos-runners-check: fail when the committed Go or TypeScript code is stale.
+protos-runners-check: protos-go protos-ts
+	git diff --exit-code -- $(GEN_GO) protos/gen/ts || (echo "generated code is stale: run 'make protos-go protos-ts' and commit" && exit 1)
+	test -z "$$(git status --porcelain -- $(GEN_GO) protos/gen/ts)" || (echo "untracked generated files: run 'make protos-go protos-ts' and commit" && exit 1)
+
+## build-runners: compile the Go and TypeScript SDKs and their examples.
+build-runners: setup-runners
+	cd $(RUNNERS_GO) && $(GO) build ./...
+	cd $(RUNNERS_TS) && rm -rf dist && npm run --silent build
+
+## test-runners: vet and test the Go and TypeScript SDKs (the cross-language
+## conformance suite is tests/runners/, run by pytest).
+test-runners: build-runners
+	cd $(GEN_GO) && $(GO) vet ./...
+	cd $(RUNNERS_GO) && test -z "$$(gofmt -l .)" || (gofmt -l . && echo "run gofmt -w" && exit 1)
+	cd $(RUNNERS_GO) && $(GO) vet ./... && $(GO) test ./...
+	cd $(RUNNERS_TS) && npm run --silent format-check && npm test
