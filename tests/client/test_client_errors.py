@@ -37,7 +37,7 @@ def test_invalid_argument_carries_field_violations_and_stores_nothing(
 
     error = raised.value
     assert isinstance(error.__cause__, grpc.RpcError)
-    assert error.__cause__.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert error.__cause__.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert error.violations, "no BadRequest field violations were read"
     (violation,) = error.violations
     assert violation.field.startswith("experiment.search_space.parameters[0]")

@@ -21,7 +21,7 @@ from polytrial.client import (
 
 pytestmark = pytest.mark.timeout(60)
 
-PARAMETERS = [
+PARAMETERS: list[RangeParameter | ChoiceParameter | FixedParameter] = [
     RangeParameter("lr", 1e-4, 1e-1, log_scale=True),
     RangeParameter("x1", 0.0, 1.0, digits=3),
     RangeParameter("x2", 0.0, 1.0),

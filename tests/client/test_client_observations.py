@@ -12,7 +12,7 @@ pytestmark = pytest.mark.timeout(30)
 
 
 def _as_tuples(messages: list[object]) -> set[tuple[object, ...]]:
-    result = set()
+    result: set[tuple[object, ...]] = set()
     for m in messages:
         o = Observation.from_proto(m)
         result.add((o.arm_name, o.metric_name, o.mean, o.sem, o.step))

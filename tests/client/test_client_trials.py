@@ -97,7 +97,12 @@ def test_attached_replicates_are_pooled_by_the_best_arm(
     client: Client, experiment_id: str
 ) -> None:
     _create(client, experiment_id)
-    chosen = {"x": 0.25, "n": 3, "act": "tanh", "flag": False}
+    chosen: dict[str, bool | int | float | str] = {
+        "x": 0.25,
+        "n": 3,
+        "act": "tanh",
+        "flag": False,
+    }
     first = client.attach_trial(experiment_id, chosen)
     second = client.attach_trial(experiment_id, chosen)
     client.complete_trial(first, 1.0)
