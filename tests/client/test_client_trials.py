@@ -218,3 +218,19 @@ def test_pareto_frontier_of_two_objectives(client: Client, experiment_id: str) -
     assert sorted(i for arm in frontier for i in arm.trial_indices) == [0, 1]
     with pytest.raises(ValueError, match="exactly one objective"):
         client.complete_trial(client.suggest(experiment_id), 1.0)
+
+
+def test_a_repeated_request_id_returns_the_first_result(
+    client: Client, experiment_id: str
+) -> None:
+    _create(client, experiment_id)
+    first = client.suggest_trials(experiment_id, 2, request_id="ask-1")
+    again = client.suggest_trials(experiment_id, 2, request_id="ask-1")
+    assert [t.index for t in again] == [t.index for t in first] == [0, 1]
+    assert [t.parameters for t in again] == [t.parameters for t in first]
+
+    done = client.complete_trial(first[0], 1.0, request_id="tell-1")
+    repeat = client.complete_trial(first[0], 1.0, request_id="tell-1")
+    assert repeat.status is TrialStatus.COMPLETED
+    assert repeat.observations == done.observations
+    assert len(list(client.list_trials(experiment_id))) == 2
