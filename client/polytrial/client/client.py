@@ -24,7 +24,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from google.protobuf import field_mask_pb2
-from polytrial.client.errors import AlreadyExistsError, from_rpc_error
+from polytrial.client.errors import (
+    AlreadyExistsError,
+    UnavailableError,
+    from_rpc_error,
+)
 from polytrial.client.names import (
     ExperimentRef,
     TrialRef,
@@ -143,8 +147,6 @@ class Client:
         Raises:
             UnavailableError: the server did not answer within `timeout_s`.
         """
-        from polytrial.client.errors import UnavailableError
-
         try:
             grpc.channel_ready_future(self._channel).result(timeout=timeout_s)
         except grpc.FutureTimeoutError:
