@@ -51,7 +51,7 @@ def test_demo_starts_a_server_optimizes_and_leaves_the_data_on_disk(
     assert "received SIGTERM" in log and "stopped" in log
 
     # The stopped server's file holds the run: open it with a fresh server.
-    db_path = tmp_path / ".polytrial" / "polytrial.db"
+    db_path = tmp_path / ".polytrial" / "demo.db"
     server, port = create_server(f"sqlite:///{db_path}")
     server.start()
     try:

@@ -2,7 +2,7 @@
 
     python -m polytrial.examples.hartmann6 --trials 30
 
-Starts `polytrial serve` on a SQLite file under `./.polytrial/` (or uses the
+Starts `polytrial serve` on the SQLite file `./.polytrial/demo.db` (or uses the
 server at `--address`), creates an experiment with six float parameters in
 [0, 1], and runs the synchronous loop: the server suggests (Sobol first, then
 Bayesian optimization once it has enough data), this process evaluates
@@ -258,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     console = Console()
     experiment_id = args.experiment_id or time.strftime("hartmann6-%Y%m%d-%H%M%S")
-    db_path = args.data_dir / "polytrial.db"
+    db_path = args.data_dir / "demo.db"
     server: AbstractContextManager[str]
     if args.address:
         server = nullcontext(args.address)
