@@ -36,6 +36,7 @@ from polytrial.client import (
     OptimizationSummary,
     Parameters,
     RangeParameter,
+    RetryPolicy,
     TrialOutcome,
     TrialStatus,
 )
@@ -270,7 +271,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
     # Start (or reach) the server, create the experiment, run the loop.
-    with server as address, Client(address, timeout_s=120.0) as client:
+    # A model-based suggestion can take seconds on a busy machine, so the
+    # per-call deadline and the retry budget are far above the defaults.
+    with (
+        server as address,
+        Client(
+            address, timeout_s=120.0, retry=RetryPolicy(total_timeout_s=600.0)
+        ) as client,
+    ):
         console.print(f"Server at {address}; experiment [bold]{experiment_id}[/bold]")
         create_experiment(client, experiment_id, args.seed)
         with ProgressView(console, args.trials) as view:
