@@ -37,7 +37,7 @@ T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MAX_ATTEMPTS = 8
-_MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = Path(__file__).parent / "migrations"
 # PostgreSQL error codes of a transaction that lost a race and may be rerun.
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 # Whether the transaction being opened on this thread writes; read by the
@@ -132,7 +132,7 @@ class Database:
     def migrate_to(self, revision: str) -> None:
         """Upgrades the schema to `revision` (tests use older ones)."""
         config = Config()
-        config.set_main_option("script_location", str(_MIGRATIONS))
+        config.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as connection:
             if self.backend == "postgresql":
                 # Replicas starting together would otherwise race to create
