@@ -480,7 +480,9 @@ type CompleteTrialRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// `experiments/{experiment_id}/trials/{trial_index}`.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Final observations. Every objective of every arm is required.
+	// Final observations. Every objective of every arm is required (see
+	// CompleteTrial); metrics the experiment does not name, non-finite means and
+	// negative standard errors are INVALID_ARGUMENT.
 	Observations []*Observation `protobuf:"bytes,2,rep,name=observations,proto3" json:"observations,omitempty"`
 	// Idempotency key: a repeat with the same id returns the first result.
 	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`

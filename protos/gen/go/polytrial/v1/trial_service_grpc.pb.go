@@ -54,6 +54,10 @@ type TrialServiceClient interface {
 	// trials are allowed (replicates).
 	AttachTrial(ctx context.Context, in *AttachTrialRequest, opts ...grpc.CallOption) (*Trial, error)
 	// Records final observations and moves a RUNNING trial to COMPLETED.
+	// Every arm needs final data (no step) for every objective, given here or
+	// logged before; otherwise INVALID_ARGUMENT names the arm and the missing
+	// objective, the trial stays RUNNING and nothing is stored. FAILED_PRECONDITION
+	// when the trial is not RUNNING (a second completion changes nothing).
 	CompleteTrial(ctx context.Context, in *CompleteTrialRequest, opts ...grpc.CallOption) (*Trial, error)
 	// Records intermediate (or partial) observations of a RUNNING trial.
 	LogTrialData(ctx context.Context, in *LogTrialDataRequest, opts ...grpc.CallOption) (*Trial, error)
@@ -254,6 +258,10 @@ type TrialServiceServer interface {
 	// trials are allowed (replicates).
 	AttachTrial(context.Context, *AttachTrialRequest) (*Trial, error)
 	// Records final observations and moves a RUNNING trial to COMPLETED.
+	// Every arm needs final data (no step) for every objective, given here or
+	// logged before; otherwise INVALID_ARGUMENT names the arm and the missing
+	// objective, the trial stays RUNNING and nothing is stored. FAILED_PRECONDITION
+	// when the trial is not RUNNING (a second completion changes nothing).
 	CompleteTrial(context.Context, *CompleteTrialRequest) (*Trial, error)
 	// Records intermediate (or partial) observations of a RUNNING trial.
 	LogTrialData(context.Context, *LogTrialDataRequest) (*Trial, error)

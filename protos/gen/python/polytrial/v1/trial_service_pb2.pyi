@@ -309,7 +309,10 @@ class CompleteTrialRequest(_message.Message):
     """Idempotency key: a repeat with the same id returns the first result."""
     @_builtins.property
     def observations(self) -> _containers.RepeatedCompositeFieldContainer[_values_pb2.Observation]:
-        """Final observations. Every objective of every arm is required."""
+        """Final observations. Every objective of every arm is required (see
+        CompleteTrial); metrics the experiment does not name, non-finite means and
+        negative standard errors are INVALID_ARGUMENT.
+        """
 
     def __init__(
         self,

@@ -150,6 +150,10 @@ class TrialServiceServicer:
 
     def CompleteTrial(self, request, context):
         """Records final observations and moves a RUNNING trial to COMPLETED.
+        Every arm needs final data (no step) for every objective, given here or
+        logged before; otherwise INVALID_ARGUMENT names the arm and the missing
+        objective, the trial stays RUNNING and nothing is stored. FAILED_PRECONDITION
+        when the trial is not RUNNING (a second completion changes nothing).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

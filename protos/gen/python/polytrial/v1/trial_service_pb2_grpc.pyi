@@ -48,7 +48,12 @@ class TrialServiceStub:
     trials are allowed (replicates).
     """
     CompleteTrial: _grpc.UnaryUnaryMultiCallable[_trial_service_pb2.CompleteTrialRequest, _trial_pb2.Trial]
-    """Records final observations and moves a RUNNING trial to COMPLETED."""
+    """Records final observations and moves a RUNNING trial to COMPLETED.
+    Every arm needs final data (no step) for every objective, given here or
+    logged before; otherwise INVALID_ARGUMENT names the arm and the missing
+    objective, the trial stays RUNNING and nothing is stored. FAILED_PRECONDITION
+    when the trial is not RUNNING (a second completion changes nothing).
+    """
     LogTrialData: _grpc.UnaryUnaryMultiCallable[_trial_service_pb2.LogTrialDataRequest, _trial_pb2.Trial]
     """Records intermediate (or partial) observations of a RUNNING trial."""
     MarkTrialStaged: _grpc.UnaryUnaryMultiCallable[_trial_service_pb2.MarkTrialStagedRequest, _trial_pb2.Trial]
@@ -91,7 +96,12 @@ class TrialServiceAsyncStub(TrialServiceStub):
     trials are allowed (replicates).
     """
     CompleteTrial: _aio.UnaryUnaryMultiCallable[_trial_service_pb2.CompleteTrialRequest, _trial_pb2.Trial]  # type: ignore[assignment]
-    """Records final observations and moves a RUNNING trial to COMPLETED."""
+    """Records final observations and moves a RUNNING trial to COMPLETED.
+    Every arm needs final data (no step) for every objective, given here or
+    logged before; otherwise INVALID_ARGUMENT names the arm and the missing
+    objective, the trial stays RUNNING and nothing is stored. FAILED_PRECONDITION
+    when the trial is not RUNNING (a second completion changes nothing).
+    """
     LogTrialData: _aio.UnaryUnaryMultiCallable[_trial_service_pb2.LogTrialDataRequest, _trial_pb2.Trial]  # type: ignore[assignment]
     """Records intermediate (or partial) observations of a RUNNING trial."""
     MarkTrialStaged: _aio.UnaryUnaryMultiCallable[_trial_service_pb2.MarkTrialStagedRequest, _trial_pb2.Trial]  # type: ignore[assignment]
@@ -161,7 +171,12 @@ class TrialServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _trial_service_pb2.CompleteTrialRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_trial_pb2.Trial, _abc.Awaitable[_trial_pb2.Trial]]:
-        """Records final observations and moves a RUNNING trial to COMPLETED."""
+        """Records final observations and moves a RUNNING trial to COMPLETED.
+        Every arm needs final data (no step) for every objective, given here or
+        logged before; otherwise INVALID_ARGUMENT names the arm and the missing
+        objective, the trial stays RUNNING and nothing is stored. FAILED_PRECONDITION
+        when the trial is not RUNNING (a second completion changes nothing).
+        """
 
     @_abc_1.abstractmethod
     def LogTrialData(

@@ -123,7 +123,11 @@ export interface AttachTrialRequest {
 export interface CompleteTrialRequest {
   /** `experiments/{experiment_id}/trials/{trial_index}`. */
   name: string;
-  /** Final observations. Every objective of every arm is required. */
+  /**
+   * Final observations. Every objective of every arm is required (see
+   * CompleteTrial); metrics the experiment does not name, non-finite means and
+   * negative standard errors are INVALID_ARGUMENT.
+   */
   observations: Observation[];
   /** Idempotency key: a repeat with the same id returns the first result. */
   requestId: string;
@@ -2181,7 +2185,13 @@ export const TrialServiceService = {
     responseSerialize: (value: Trial): Buffer => Buffer.from(Trial.encode(value).finish()),
     responseDeserialize: (value: Buffer): Trial => Trial.decode(value),
   },
-  /** Records final observations and moves a RUNNING trial to COMPLETED. */
+  /**
+   * Records final observations and moves a RUNNING trial to COMPLETED.
+   * Every arm needs final data (no step) for every objective, given here or
+   * logged before; otherwise INVALID_ARGUMENT names the arm and the missing
+   * objective, the trial stays RUNNING and nothing is stored. FAILED_PRECONDITION
+   * when the trial is not RUNNING (a second completion changes nothing).
+   */
   completeTrial: {
     path: "/polytrial.v1.TrialService/CompleteTrial" as const,
     requestStream: false as const,
@@ -2316,7 +2326,13 @@ export interface TrialServiceServer extends UntypedServiceImplementation {
    * trials are allowed (replicates).
    */
   attachTrial: handleUnaryCall<AttachTrialRequest, Trial>;
-  /** Records final observations and moves a RUNNING trial to COMPLETED. */
+  /**
+   * Records final observations and moves a RUNNING trial to COMPLETED.
+   * Every arm needs final data (no step) for every objective, given here or
+   * logged before; otherwise INVALID_ARGUMENT names the arm and the missing
+   * objective, the trial stays RUNNING and nothing is stored. FAILED_PRECONDITION
+   * when the trial is not RUNNING (a second completion changes nothing).
+   */
   completeTrial: handleUnaryCall<CompleteTrialRequest, Trial>;
   /** Records intermediate (or partial) observations of a RUNNING trial. */
   logTrialData: handleUnaryCall<LogTrialDataRequest, Trial>;
@@ -2412,7 +2428,13 @@ export interface TrialServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Trial) => void,
   ): ClientUnaryCall;
-  /** Records final observations and moves a RUNNING trial to COMPLETED. */
+  /**
+   * Records final observations and moves a RUNNING trial to COMPLETED.
+   * Every arm needs final data (no step) for every objective, given here or
+   * logged before; otherwise INVALID_ARGUMENT names the arm and the missing
+   * objective, the trial stays RUNNING and nothing is stored. FAILED_PRECONDITION
+   * when the trial is not RUNNING (a second completion changes nothing).
+   */
   completeTrial(
     request: CompleteTrialRequest,
     callback: (error: ServiceError | null, response: Trial) => void,
