@@ -74,12 +74,12 @@ def _is_retryable(exc: DBAPIError) -> bool:
     return sqlstate in _RETRYABLE_SQLSTATES
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
     """Builds a SQLite engine in WAL mode with IMMEDIATE write transactions."""
     engine = create_engine(
         url,
         connect_args={
-            "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+            "timeout": busy_timeout_ms / 1000,
             "check_same_thread": False,
         },
     )
@@ -91,7 +91,7 @@ def _sqlite_engine(url: str) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -109,14 +109,22 @@ class Database:
     Args:
         db_url: A SQLAlchemy URL or a SQLite file path.
         pool_size: Connections kept open to PostgreSQL.
+        sqlite_busy_timeout_ms: How long a SQLite writer waits for the lock
+            before the transaction is retried from the start.
     """
 
-    def __init__(self, db_url: str, *, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        db_url: str,
+        *,
+        pool_size: int = 10,
+        sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    ) -> None:
         self.url = normalize_url(db_url)
         backend = make_url(self.url).get_backend_name()
         self.backend = backend
         if backend == "sqlite":
-            self.engine = _sqlite_engine(self.url)
+            self.engine = _sqlite_engine(self.url, sqlite_busy_timeout_ms)
         else:
             self.engine = create_engine(
                 self.url,
