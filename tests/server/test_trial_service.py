@@ -415,18 +415,6 @@ def test_repeated_request_ids_return_the_first_result(api: Api) -> None:
     assert len(api.all_trials("idem")) == 3
 
 
-@pytest.mark.parametrize("method", ["DeployTrial", "StopTrial", "RefreshTrial"])
-def test_runner_calls_are_unimplemented_with_a_message(api: Api, method: str) -> None:
-    api.create(experiment("run", runner="localhost:1"))
-    trial = api.suggest("run")[0]
-    request_type = getattr(ts, f"{method}Request")
-    error = rpc_error(
-        grpc.StatusCode.UNIMPLEMENTED,
-        lambda: getattr(api.trials, method)(request_type(name=trial.name)),
-    )
-    assert method in error.details()
-
-
 def test_malformed_trial_name_is_invalid_argument(api: Api) -> None:
     error = rpc_error(
         INVALID,
