@@ -1,0 +1,218 @@
+"""Helpers of the runner conformance suite: example runner processes, benchmarks.
+
+Each language's example runner is started as a real process on a free loopback
+port (it binds port 0 and prints `listening on HOST:PORT`). Its stdout is read
+on a thread so tests can count the `job started name=... key=...` lines: the
+proof that a retried Run started no second job.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LANGUAGES = ("python", "go", "typescript")
+TS_EXAMPLE = ROOT / "runners/ts/dist/runners/ts/examples/benchmark_runner.js"
+
+_LISTENING = re.compile(r"listening on (\S+):(\d+)")
+_JOB = re.compile(r"job started name=(\S+) key=(\S+)")
+_T = TypeVar("_T")
+
+
+def _missing(tool: str) -> None:
+    """Skips locally, fails in CI, when a language's toolchain is missing."""
+    message = f"{tool} is needed for this runner language (run `make build-runners`)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def runner_command(language: str, build_dir: Path) -> list[str]:
+    """The command that starts `language`'s example runner (built if needed)."""
+    if language == "python":
+        return [
+            sys.executable,
+            str(ROOT / "runners/python/examples/benchmark_runner.py"),
+        ]
+    if language == "go":
+        go = shutil.which("go")
+        if go is None:
+            _missing("go")
+        binary = build_dir / "benchmark-runner-go"
+        if not binary.exists():
+            # Go's build cache makes this quick after the first time.
+            subprocess.run(
+                [go, "build", "-o", str(binary), "./examples/benchmark"],
+                cwd=ROOT / "runners/go",
+                check=True,
+                timeout=300,
+            )
+        return [str(binary)]
+    if language == "typescript":
+        node = shutil.which("node")
+        if node is None or not TS_EXAMPLE.exists():
+            _missing("node with runners/ts built")
+        return [str(node), str(TS_EXAMPLE)]
+    raise ValueError(f"unknown language {language}")
+
+
+class RunnerProcess:
+    """One example runner process; `jobs` lists (name, key) of started jobs."""
+
+    def __init__(
+        self, language: str, command: Sequence[str], *, job_s: float, staging_s: float
+    ) -> None:
+        self.language = language
+        self.output: list[str] = []
+        self.jobs: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        self._address: str | None = None
+        self._ready = threading.Event()
+        self.process = subprocess.Popen(
+            [
+                *command,
+                "--address",
+                "127.0.0.1:0",
+                "--job-seconds",
+                str(job_s),
+                "--staging-seconds",
+                str(staging_s),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._lock:
+                self.output.append(line)
+                if (job := _JOB.search(line)) is not None:
+                    self.jobs.append((job.group(1), job.group(2)))
+            listening = _LISTENING.search(line)
+            if listening is not None and self._address is None:
+                self._address = f"127.0.0.1:{listening.group(2)}"
+                self._ready.set()
+        self._ready.set()
+
+    @property
+    def address(self) -> str:
+        """host:port the runner listens on (waits for it to start)."""
+        if not self._ready.wait(timeout=60) or self._address is None:
+            raise AssertionError(
+                f"{self.language} runner did not start:\n" + "".join(self.output)
+            )
+        return self._address
+
+    def jobs_with_key(self, key: str) -> list[str]:
+        """Names of the jobs started for deployment key `key`."""
+        with self._lock:
+            return [name for name, job_key in self.jobs if job_key == key]
+
+    def jobs_of(self, experiment_id: str) -> list[str]:
+        """Names of the jobs started for trials of `experiment_id`."""
+        with self._lock:
+            return [
+                name for name, _ in self.jobs if name.startswith(f"{experiment_id}-")
+            ]
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it does not exit within 5 s."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        # The reader ends at EOF; then the pipe can be closed without a race.
+        self._reader.join(timeout=5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def wait_for(
+    probe: Callable[[], _T | None], *, timeout_s: float = 30.0, every_s: float = 0.1
+) -> _T:
+    """Calls `probe` until it returns something other than None."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = probe()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout_s}s")
+        time.sleep(every_s)
+
+
+# Reference benchmarks, written apart from the examples so a wrong example
+# implementation cannot agree with itself. Inputs are in [0, 1]^d.
+
+_ALPHA = (1.0, 1.2, 3.0, 3.2)
+_A = (
+    (10.0, 3.0, 17.0, 3.5, 1.7, 8.0),
+    (0.05, 10.0, 17.0, 0.1, 8.0, 14.0),
+    (3.0, 3.5, 1.7, 10.0, 17.0, 8.0),
+    (17.0, 8.0, 0.05, 10.0, 0.1, 14.0),
+)
+_P = (
+    (1312, 1696, 5569, 124, 8283, 5886),
+    (2329, 4135, 8307, 3736, 1004, 9991),
+    (2348, 1451, 3522, 2883, 3047, 6650),
+    (4047, 8828, 8732, 5743, 1091, 381),
+)
+
+
+def branin(x: Sequence[float]) -> float:
+    a, b, c, r, s, t = (
+        1.0,
+        5.1 / (4 * math.pi**2),
+        5 / math.pi,
+        6.0,
+        10.0,
+        1 / (8 * math.pi),
+    )
+    x1, x2 = 15 * x[0] - 5, 15 * x[1]
+    return a * (x2 - b * x1**2 + c * x1 - r) ** 2 + s * (1 - t) * math.cos(x1) + s
+
+
+def currin(x: Sequence[float]) -> float:
+    x1, x2 = x
+    factor = 1.0 - math.exp(-1.0 / (2 * x2)) if x2 > 0 else 1.0
+    return (
+        factor
+        * (2300 * x1**3 + 1900 * x1**2 + 2092 * x1 + 60)
+        / (100 * x1**3 + 500 * x1**2 + 4 * x1 + 20)
+    )
+
+
+def hartmann6(x: Sequence[float]) -> float:
+    return -sum(
+        alpha
+        * math.exp(-sum(a * (xj - p / 1e4) ** 2 for a, xj, p in zip(a_row, x, p_row)))
+        for alpha, a_row, p_row in zip(_ALPHA, _A, _P)
+    )
+
+
+REFERENCE = {"branin": (2, branin), "currin": (2, currin), "hartmann6": (6, hartmann6)}
+
+
+def expected_value(metric: str, parameters: dict[str, float]) -> float:
+    dims, function = REFERENCE[metric]
+    return function([parameters[f"x{i}"] for i in range(1, dims + 1)])
