@@ -205,8 +205,13 @@ def currin(x: Sequence[float]) -> float:
 def hartmann6(x: Sequence[float]) -> float:
     return -sum(
         alpha
-        * math.exp(-sum(a * (xj - p / 1e4) ** 2 for a, xj, p in zip(a_row, x, p_row)))
-        for alpha, a_row, p_row in zip(_ALPHA, _A, _P)
+        * math.exp(
+            -sum(
+                a * (xj - p / 1e4) ** 2
+                for a, xj, p in zip(a_row, x, p_row, strict=True)
+            )
+        )
+        for alpha, a_row, p_row in zip(_ALPHA, _A, _P, strict=True)
     )
 
 

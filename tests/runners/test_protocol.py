@@ -137,7 +137,7 @@ def test_batch_trial_evaluates_hartmann6_for_every_arm(
     got = {o.arm_name: o.mean for o in data.observations}
     want = {
         arm.name: expected_value("hartmann6", params)
-        for arm, params in zip(trial.arms, arms)
+        for arm, params in zip(trial.arms, arms, strict=True)
     }
     assert got == pytest.approx(want, rel=1e-12)
 
