@@ -79,8 +79,10 @@ def test_suggest_never_repeats_an_arm_of_a_live_trial_in_a_small_space(
         "b",
         "c",
     ]
+    before = snapshot(api, "small")
     error = rpc_error(PRECONDITION, lambda: api.suggest("small"))
     assert error_info(error).reason == "SEARCH_SPACE_EXHAUSTED"
+    assert snapshot(api, "small") == before
     # A failed trial's arm may be suggested again.
     api.trials.FailTrial(ts.FailTrialRequest(name=trials[1].name, reason="crash"))
     again = api.suggest("small")[0]
@@ -410,8 +412,10 @@ def test_repeated_request_ids_return_the_first_result(api: Api) -> None:
     assert api.complete(first[0], {"loss": 1.0}, request_id="c-1").status == (
         S.TRIAL_STATUS_COMPLETED
     )
-    repeat = api.complete(first[0], {"loss": 9.0}, request_id="c-1")
+    repeat = api.complete(first[0], {"loss": 1.0}, request_id="c-1")
     assert [o.mean for o in repeat.observations] == [1.0]
+    # The same id with a different value is a different request, refused.
+    rpc_error(INVALID, lambda: api.complete(first[0], {"loss": 9.0}, request_id="c-1"))
     assert len(api.all_trials("idem")) == 3
 
 
