@@ -1,21 +1,19 @@
 """gRPC handlers of `polytrial.v1.TrialService`.
 
-DeployTrial, StopTrial and RefreshTrial talk to runners, which this server
-does not do yet: each answers UNIMPLEMENTED from its own method, ready to be
-replaced.
+DeployTrial, StopTrial and RefreshTrial talk to runners through
+`polytrial.server.runners`, which holds no transaction across a runner call.
 """
 
 from __future__ import annotations
 
 import grpc
-from polytrial.server import resources
+from polytrial.server import resources, runners
 from polytrial.server.api.convert import (
     observations_from_proto,
     parameters_from_proto,
     statuses_from_proto,
     trial_to_proto,
 )
-from polytrial.server.errors import Unimplemented
 from polytrial.server.service import ArmInput, Trials
 from polytrial.v1 import trial_pb2, trial_service_pb2, trial_service_pb2_grpc
 
@@ -163,26 +161,24 @@ class TrialServicer(trial_service_pb2_grpc.TrialServiceServicer):
     def DeployTrial(
         self, request: pb.DeployTrialRequest, context: grpc.ServicerContext
     ) -> trial_pb2.Trial:
-        """Deploys a CANDIDATE trial through its runner (not implemented yet)."""
-        raise Unimplemented(
-            "DeployTrial is not implemented by this server yet: it does not talk "
-            "to runners; mark trials RUNNING and complete them yourself"
-        )
+        """Deploys a CANDIDATE trial through its runner (`runners.deployment`)."""
+        experiment_id, index = resources.parse_trial_name(request.name)
+        runner = request.runner if request.HasField("runner") else None
+        deployments = runners.default_deployments(self.trials.db)
+        return trial_to_proto(deployments.deploy(experiment_id, index, runner))
 
     def StopTrial(
         self, request: pb.StopTrialRequest, context: grpc.ServicerContext
     ) -> trial_pb2.Trial:
-        """Stops a trial through its runner (not implemented yet)."""
-        raise Unimplemented(
-            "StopTrial is not implemented by this server yet: it does not talk to "
-            "runners; use EarlyStopTrial, FailTrial or AbandonTrial"
-        )
+        """Stops a deployed trial through its runner and records the outcome."""
+        experiment_id, index = resources.parse_trial_name(request.name)
+        deployments = runners.default_deployments(self.trials.db)
+        return trial_to_proto(deployments.stop(experiment_id, index, request.reason))
 
     def RefreshTrial(
         self, request: pb.RefreshTrialRequest, context: grpc.ServicerContext
     ) -> trial_pb2.Trial:
-        """Polls a trial's runner (not implemented yet)."""
-        raise Unimplemented(
-            "RefreshTrial is not implemented by this server yet: it does not poll "
-            "runners; report data with LogTrialData and CompleteTrial"
-        )
+        """Polls a deployed trial's runner, fetches its data, stores changes."""
+        experiment_id, index = resources.parse_trial_name(request.name)
+        deployments = runners.default_deployments(self.trials.db)
+        return trial_to_proto(deployments.refresh(experiment_id, index))

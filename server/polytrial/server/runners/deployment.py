@@ -1,0 +1,554 @@
+"""Deploying, stopping and refreshing trials through their runners.
+
+Each operation is three steps, and no database transaction is ever held while
+a runner is called:
+
+    1. a short transaction reads (and, for a deployment, records) what is needed
+    2. the runner calls, with deadlines and bounded retries (`client.py`)
+    3. a second short transaction stores the outcome, re-checking the trial
+
+Deployment outcomes:
+
+    Run answered                    -> STAGED or RUNNING, metadata and deployed name
+    UNAVAILABLE / DEADLINE_EXCEEDED -> CANDIDATE with `deployment_error`; the RPC
+      (after retries)                  answers UNAVAILABLE / DEADLINE_EXCEEDED
+    any other status (a refusal)    -> FAILED with the runner's message as reason
+    metadata over the size limit    -> FAILED, and the job is asked to stop
+
+A repeated deployment carries the same key, so a runner that did start the job
+while the server stopped waiting answers with the first job's metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from polytrial.server import resources
+from polytrial.server.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    PolytrialError,
+    Unavailable,
+)
+from polytrial.server.runners.client import RunnerCallError, RunnerClient, RunnerTarget
+from polytrial.server.runners.messages import (
+    MAX_RUN_METADATA_BYTES,
+    check_runner_config,
+    deployment_key,
+    new_observations,
+    observation_records,
+    runner_target,
+    runner_trial,
+    struct_to_dict,
+)
+from polytrial.server.service import lifecycle
+from polytrial.server.service.config import ExperimentConfig, load_config
+from polytrial.server.service.observations import check_observations
+from polytrial.server.storage import (
+    Database,
+    ObservationRecord,
+    Repository,
+    TrialRecord,
+    TrialStatus,
+)
+from polytrial.v1 import experiment_pb2
+from polytrial.v1 import runner_service_pb2 as pb
+
+logger = logging.getLogger(__name__)
+
+S = TrialStatus
+DEPLOYED = frozenset({S.STAGED, S.RUNNING})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _trial_label(experiment_id: str, trial_index: int) -> str:
+    return resources.trial_name(experiment_id, trial_index)
+
+
+@dataclass
+class _Deployment:
+    """What step 1 of a deployment hands to the runner calls."""
+
+    trial: TrialRecord
+    config: ExperimentConfig | None = None
+    target: RunnerTarget | None = None
+    key: str = ""
+    message: pb.RunnerTrial | None = None
+
+
+@dataclass
+class _Deployed:
+    """A deployed trial as step 1 of a stop or refresh reads it."""
+
+    trial: TrialRecord
+    config: ExperimentConfig
+    target: RunnerTarget
+    message: pb.RunnerTrial
+
+
+class Deployments:
+    """Deploys, stops and refreshes trials through runners.
+
+    Args:
+        db: The database.
+        client: The runner client (shared, so channels are reused).
+    """
+
+    def __init__(self, db: Database, client: RunnerClient) -> None:
+        self.db = db
+        self.client = client
+
+    # Deploy ----------------------------------------------------------------
+
+    def deploy(
+        self,
+        experiment_id: str,
+        trial_index: int,
+        runner: experiment_pb2.RunnerConfig | None = None,
+    ) -> TrialRecord:
+        """Deploys a CANDIDATE trial through its runner; see the module outcomes.
+
+        A repeat for a trial this server already deployed returns it unchanged.
+
+        Args:
+            experiment_id: The experiment's id.
+            trial_index: The trial's index.
+            runner: A runner for this trial only, overriding the experiment's.
+
+        Raises:
+            InvalidArgument: the override has no address or a bad timeout
+                (INVALID_ARGUMENT).
+            NotFound: the experiment or trial does not exist (NOT_FOUND).
+            FailedPrecondition: the trial is not CANDIDATE, or there is no
+                runner (FAILED_PRECONDITION).
+            Unavailable: the runner stayed unreachable; the trial stays
+                CANDIDATE with `deployment_error` (UNAVAILABLE).
+            DeadlineExceeded: the runner stayed too slow; likewise
+                (DEADLINE_EXCEEDED).
+        """
+        if runner is not None:
+            check_runner_config(runner, field="runner")
+
+        # Step 1: record the attempt and its key.
+        attempt = self.db.run(
+            lambda repo: self._record_attempt(repo, experiment_id, trial_index, runner)
+        )
+        if attempt.target is None or attempt.message is None:
+            return attempt.trial  # a repeat of a deployment that succeeded
+        target, label = attempt.target, _trial_label(experiment_id, trial_index)
+        logger.info("deploying %s through runner %s", label, target.address)
+
+        # Step 2: ask the runner, holding no transaction.
+        try:
+            staging = self._staging_required(target)
+            response = self.client.run(target, attempt.message, attempt.key)
+        except RunnerCallError as error:
+            return self._store_failure(experiment_id, trial_index, error)
+        size = response.run_metadata.ByteSize()
+        if size > MAX_RUN_METADATA_BYTES:
+            reason = (
+                f"runner {target.address} returned run metadata of {size} bytes, "
+                f"over the limit of {MAX_RUN_METADATA_BYTES} bytes; the job was "
+                "asked to stop"
+            )
+            self._stop_quietly(target, attempt.message, reason)
+            return self._store_refusal(experiment_id, trial_index, reason)
+
+        # Step 3: store the metadata and the new status.
+        metadata = struct_to_dict(response.run_metadata)
+        trial, orphaned = self.db.run(
+            lambda repo: self._store_deployed(
+                repo, experiment_id, trial_index, metadata, staging
+            )
+        )
+        if orphaned:
+            reason = f"{label} became {trial.status.name} while it was being deployed"
+            logger.warning(
+                "%s; asking runner %s to stop the job", reason, target.address
+            )
+            self._stop_quietly(target, attempt.message, reason)
+            return trial
+        logger.info(
+            "%s deployed as %r, now %s", label, trial.deployed_name, trial.status.name
+        )
+        return trial
+
+    def _record_attempt(
+        self,
+        repo: Repository,
+        experiment_id: str,
+        trial_index: int,
+        runner: experiment_pb2.RunnerConfig | None,
+    ) -> _Deployment:
+        experiment = repo.get_experiment(experiment_id)
+        trial = repo.get_trial(experiment_id, trial_index, for_update=True)
+        key = deployment_key(experiment, trial_index)
+        method = f"DeployTrial/{trial_index}"
+        recorded = repo.find_request(experiment_id, method, key) is not None
+        if trial.status in DEPLOYED and recorded:
+            return _Deployment(trial)
+        if trial.status is not S.CANDIDATE:
+            raise FailedPrecondition(
+                f"{_trial_label(experiment_id, trial_index)} is {trial.status.name}; "
+                "only a CANDIDATE trial can be deployed",
+                reason="ILLEGAL_TRANSITION",
+                metadata={"trial": _trial_label(experiment_id, trial_index)},
+            )
+
+        config = load_config(experiment)
+        if runner is not None:
+            trial.runner = runner.SerializeToString(deterministic=True)
+            repo.save_trial_state(trial)
+        target = runner_target(config, trial)
+        if not recorded:
+            repo.record_request(experiment_id, method, key, [trial_index], now=_now())
+        return _Deployment(trial, config, target, key, runner_trial(config, trial))
+
+    def _staging_required(self, target: RunnerTarget) -> bool:
+        try:
+            return self.client.staging_required(target)
+        except RunnerCallError as error:
+            # StagingRequired is required by the protocol, but a runner that
+            # lacks it clearly needs no staging.
+            if error.unimplemented:
+                return False
+            raise
+
+    def _store_deployed(
+        self,
+        repo: Repository,
+        experiment_id: str,
+        trial_index: int,
+        metadata: dict[str, Any],
+        staging: bool,
+    ) -> tuple[TrialRecord, bool]:
+        """Stores Run's answer; returns the trial and whether its job is orphaned."""
+        trial = repo.get_trial(experiment_id, trial_index, for_update=True)
+        if trial.status is not S.CANDIDATE:
+            # A concurrent deployment with the same key stored the same answer
+            # first; anything else means the trial moved on without the job.
+            same = trial.status in DEPLOYED and trial.run_metadata == metadata
+            return trial, not same
+        name = metadata.get("name")
+        trial.run_metadata = metadata
+        trial.deployed_name = name if isinstance(name, str) else ""
+        trial.deployment_error = ""
+        target = S.STAGED if staging else S.RUNNING
+        lifecycle.apply_transition(trial, target, now=_now())
+        repo.save_trial_state(trial)
+        return trial, False
+
+    def _store_failure(
+        self, experiment_id: str, trial_index: int, error: RunnerCallError
+    ) -> TrialRecord:
+        """Records a failed Run: CANDIDATE and raise if transient, else FAILED."""
+        label = _trial_label(experiment_id, trial_index)
+        if not error.transient:
+            logger.info("runner refused %s: %s", label, error)
+            reason = (
+                f"runner {error.address} refused the trial ({error.code.name}): "
+                f"{error.details}"
+            )
+            return self._store_refusal(experiment_id, trial_index, reason)
+
+        def keep_candidate(repo: Repository) -> None:
+            trial = repo.get_trial(experiment_id, trial_index, for_update=True)
+            if trial.status is S.CANDIDATE:
+                trial.deployment_error = str(error)
+                repo.save_trial_state(trial)
+
+        self.db.run(keep_candidate)
+        logger.warning("deploying %s failed, it stays CANDIDATE: %s", label, error)
+        message = f"{label} stays CANDIDATE: {error}"
+        if error.code is grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise DeadlineExceeded(message, reason="RUNNER_DEADLINE_EXCEEDED")
+        raise Unavailable(message, reason="RUNNER_UNAVAILABLE")
+
+    def _store_refusal(
+        self, experiment_id: str, trial_index: int, reason: str
+    ) -> TrialRecord:
+        def fail(repo: Repository) -> TrialRecord:
+            trial = repo.get_trial(experiment_id, trial_index, for_update=True)
+            if trial.status is S.CANDIDATE:
+                trial.deployment_error = reason
+                lifecycle.apply_transition(trial, S.FAILED, now=_now(), reason=reason)
+                repo.save_trial_state(trial)
+            return trial
+
+        trial = self.db.run(fail)
+        logger.info("%s failed: %s", _trial_label(experiment_id, trial_index), reason)
+        return trial
+
+    def _stop_quietly(
+        self, target: RunnerTarget, message: pb.RunnerTrial, reason: str
+    ) -> None:
+        """Asks the runner to stop a job nobody will track; failures are logged."""
+        try:
+            self.client.stop(target, message, reason)
+        except RunnerCallError as error:
+            logger.warning("could not stop an untracked job: %s", error)
+
+    # Stop ------------------------------------------------------------------
+
+    def stop(self, experiment_id: str, trial_index: int, reason: str) -> TrialRecord:
+        """Asks the runner to stop a deployed trial and records the outcome.
+
+        The trial's latest data is fetched first; a RUNNING trial with data
+        becomes EARLY_STOPPED, any other STAGED or RUNNING trial ABANDONED. A
+        runner that cannot stop jobs (UNIMPLEMENTED) is noted in the reason.
+
+        Raises:
+            NotFound: the experiment or trial does not exist (NOT_FOUND).
+            FailedPrecondition: the trial is not STAGED or RUNNING, has no
+                runner, or the runner refused (FAILED_PRECONDITION).
+            Unavailable: the runner stayed unreachable; nothing changed
+                (UNAVAILABLE).
+            DeadlineExceeded: the runner stayed too slow; nothing changed
+                (DEADLINE_EXCEEDED).
+        """
+        # Step 1: read the deployed trial.
+        trial, deployed = self._read_deployed(experiment_id, trial_index)
+        label = _trial_label(experiment_id, trial_index)
+        if deployed is None:
+            raise FailedPrecondition(
+                f"{label} is {trial.status.name}; only a STAGED or RUNNING trial "
+                "can be stopped through its runner (abandon a CANDIDATE instead)",
+                reason="ILLEGAL_TRANSITION",
+                metadata={"trial": label},
+            )
+
+        # Step 2: stop the job and fetch its last data, holding no transaction.
+        note = ""
+        stop_metadata: dict[str, Any] = {}
+        try:
+            response = self.client.stop(deployed.target, deployed.message, reason)
+            stop_metadata = struct_to_dict(response.run_metadata)
+        except RunnerCallError as error:
+            if not error.unimplemented:
+                raise _as_domain_error(label, error) from error
+            note = " (the runner cannot stop jobs; its job may still run)"
+        fetched = self._fetch_quietly(deployed)
+
+        # Step 3: store the data, the merged metadata and the final status.
+        def store(repo: Repository) -> TrialRecord:
+            trial, config = self._lock_trial(repo, experiment_id, trial_index)
+            if trial.status in lifecycle.FINAL:
+                return trial
+            self._add_valid(repo, config, trial, fetched)
+            trial.run_metadata = {**trial.run_metadata, **stop_metadata}
+            has_data = trial.status is S.RUNNING and bool(trial.observations)
+            target = S.EARLY_STOPPED if has_data else S.ABANDONED
+            lifecycle.apply_transition(
+                trial, target, now=_now(), reason=f"{reason}{note}".strip()
+            )
+            repo.save_trial_state(trial)
+            return trial
+
+        trial = self.db.run(store)
+        logger.info("%s stopped through its runner: %s", label, trial.status.name)
+        return trial
+
+    # Refresh ---------------------------------------------------------------
+
+    def refresh(self, experiment_id: str, trial_index: int) -> TrialRecord:
+        """Polls a deployed trial's runner, fetches its data and stores changes.
+
+        Polled STAGED keeps the trial; RUNNING moves a STAGED trial on;
+        COMPLETED completes it once every arm has final data for every
+        objective (until then it stays RUNNING); FAILED fails it with the
+        runner's reason; STOPPED early-stops it (with data) or abandons it.
+        Fetched observations of metrics the experiment does not name, or of
+        arms the trial does not have, are dropped with a warning. A trial that
+        is not STAGED or RUNNING is returned unchanged.
+
+        Raises:
+            NotFound: the experiment or trial does not exist (NOT_FOUND).
+            FailedPrecondition: there is no runner, or it refused the poll
+                (FAILED_PRECONDITION).
+            Unavailable: a runner or metric service stayed unreachable;
+                nothing changed (UNAVAILABLE).
+            DeadlineExceeded: likewise, too slow (DEADLINE_EXCEEDED).
+        """
+        # Step 1: read the deployed trial.
+        trial, deployed = self._read_deployed(experiment_id, trial_index)
+        if deployed is None:
+            return trial
+        label = _trial_label(experiment_id, trial_index)
+
+        # Step 2: poll and fetch, holding no transaction.
+        polled: pb.PollTrialStatusResponse | None = None
+        try:
+            polled = self.client.poll(deployed.target, deployed.message)
+        except RunnerCallError as error:
+            if not error.unimplemented:
+                raise _as_domain_error(label, error) from error
+        fetched = self._fetch(deployed)
+
+        # Step 3: store new data and the status the runner reports.
+        def store(repo: Repository) -> TrialRecord:
+            trial, config = self._lock_trial(repo, experiment_id, trial_index)
+            if trial.status not in DEPLOYED:
+                return trial
+            self._add_valid(repo, config, trial, fetched)
+            if polled is not None:
+                _apply_polled(config, trial, polled, now=_now())
+            repo.save_trial_state(trial)
+            return trial
+
+        trial = self.db.run(store)
+        level = (
+            logging.INFO if trial.status is not deployed.trial.status else logging.DEBUG
+        )
+        logger.log(level, "%s refreshed: %s", label, trial.status.name)
+        return trial
+
+    # Helpers ---------------------------------------------------------------
+
+    def _read_deployed(
+        self, experiment_id: str, trial_index: int
+    ) -> tuple[TrialRecord, _Deployed | None]:
+        """Reads a trial and, when it is STAGED or RUNNING, its runner."""
+
+        def read(repo: Repository) -> tuple[TrialRecord, _Deployed | None]:
+            experiment = repo.get_experiment(experiment_id)
+            trial = repo.get_trial(experiment_id, trial_index)
+            if trial.status not in DEPLOYED:
+                return trial, None
+            config = load_config(experiment)
+            target = runner_target(config, trial)
+            return trial, _Deployed(trial, config, target, runner_trial(config, trial))
+
+        return self.db.run(read, write=False)
+
+    @staticmethod
+    def _lock_trial(
+        repo: Repository, experiment_id: str, trial_index: int
+    ) -> tuple[TrialRecord, ExperimentConfig]:
+        config = load_config(repo.get_experiment(experiment_id))
+        return repo.get_trial(experiment_id, trial_index, for_update=True), config
+
+    def _fetch(self, deployed: _Deployed) -> list[ObservationRecord]:
+        """Fetches each metric from its source (runner or metric service).
+
+        Metrics reported by clients are not fetched. A source that does not
+        implement FetchTrialData is skipped.
+
+        Raises:
+            Unavailable, DeadlineExceeded, FailedPrecondition: a source failed.
+        """
+        sources: dict[RunnerTarget, list[str]] = {}
+        for source in deployed.config.message.metric_sources:
+            if source.kind == experiment_pb2.METRIC_SOURCE_KIND_RUNNER:
+                sources.setdefault(deployed.target, []).append(source.metric_name)
+            elif source.kind == experiment_pb2.METRIC_SOURCE_KIND_SERVICE:
+                service = RunnerTarget(source.address, deployed.target.timeout_s)
+                sources.setdefault(service, []).append(source.metric_name)
+
+        label = _trial_label(deployed.trial.experiment_id, deployed.trial.index)
+        found: list[ObservationRecord] = []
+        for target, names in sources.items():
+            try:
+                observations = self.client.fetch(target, deployed.message, names)
+            except RunnerCallError as error:
+                if error.unimplemented:
+                    logger.debug("%s does not serve data of %s", target.address, label)
+                    continue
+                raise _as_domain_error(label, error) from error
+            for obs in observation_records(observations):
+                if obs.metric_name in names:
+                    found.append(obs)
+                else:
+                    logger.warning(
+                        "%s: %s sent metric %r, which it is not the source of; dropped",
+                        label,
+                        target.address,
+                        obs.metric_name,
+                    )
+        return found
+
+    def _fetch_quietly(self, deployed: _Deployed) -> list[ObservationRecord]:
+        try:
+            return self._fetch(deployed)
+        except PolytrialError as error:
+            logger.warning("could not fetch the last data: %s", error.message)
+            return []
+
+    @staticmethod
+    def _add_valid(
+        repo: Repository,
+        config: ExperimentConfig,
+        trial: TrialRecord,
+        fetched: Sequence[ObservationRecord],
+    ) -> None:
+        """Stores the fetched observations that are new and valid."""
+        valid: list[ObservationRecord] = []
+        for obs in new_observations(trial, fetched):
+            try:
+                check_observations(config, trial, [obs], complete=False)
+            except InvalidArgument as error:
+                logger.warning(
+                    "%s: fetched observation dropped: %s",
+                    _trial_label(trial.experiment_id, trial.index),
+                    error.message,
+                )
+                continue
+            valid.append(obs)
+        if valid:
+            repo.add_observations(trial.experiment_id, trial.index, valid, now=_now())
+            trial.observations.extend(valid)
+
+
+def _apply_polled(
+    config: ExperimentConfig,
+    trial: TrialRecord,
+    polled: pb.PollTrialStatusResponse,
+    *,
+    now: datetime,
+) -> None:
+    """Moves `trial` (STAGED or RUNNING) as far as the runner's state allows."""
+    state = polled.state
+    if state == pb.RUNNER_TRIAL_STATE_FAILED:
+        reason = f"runner: {polled.reason or 'the job failed'}"
+        lifecycle.apply_transition(trial, S.FAILED, now=now, reason=reason)
+        return
+    if state == pb.RUNNER_TRIAL_STATE_STOPPED:
+        has_data = trial.status is S.RUNNING and bool(trial.observations)
+        target = S.EARLY_STOPPED if has_data else S.ABANDONED
+        reason = f"stopped by the runner{': ' + polled.reason if polled.reason else ''}"
+        lifecycle.apply_transition(trial, target, now=now, reason=reason)
+        return
+    running = (pb.RUNNER_TRIAL_STATE_RUNNING, pb.RUNNER_TRIAL_STATE_COMPLETED)
+    if state in running and trial.status is S.STAGED:
+        lifecycle.apply_transition(trial, S.RUNNING, now=now)
+    if state == pb.RUNNER_TRIAL_STATE_COMPLETED and _has_final_objectives(
+        config, trial
+    ):
+        lifecycle.apply_transition(trial, S.COMPLETED, now=now)
+
+
+def _has_final_objectives(config: ExperimentConfig, trial: TrialRecord) -> bool:
+    final = {(o.arm_name, o.metric_name) for o in trial.observations if o.step is None}
+    return all(
+        (arm.name, objective) in final
+        for arm in trial.arms
+        for objective in config.objective_names
+    )
+
+
+def _as_domain_error(label: str, error: RunnerCallError) -> PolytrialError:
+    """The domain error a failed runner call becomes when it reaches the caller."""
+    message = f"{label}: {error}"
+    if error.code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return DeadlineExceeded(message, reason="RUNNER_DEADLINE_EXCEEDED")
+    if error.transient:
+        return Unavailable(message, reason="RUNNER_UNAVAILABLE")
+    return FailedPrecondition(message, reason="RUNNER_REFUSED")

@@ -1,0 +1,138 @@
+"""What the server sends runners and reads back, built from stored records."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+from polytrial.server import engine
+from polytrial.server.errors import FailedPrecondition, InvalidArgument
+from polytrial.server.runners.client import DEFAULT_TIMEOUT_S, RunnerTarget
+from polytrial.server.service.config import ExperimentConfig
+from polytrial.server.storage import ExperimentRecord, ObservationRecord, TrialRecord
+from polytrial.v1 import experiment_pb2, values_pb2
+from polytrial.v1 import runner_service_pb2 as pb
+
+logger = logging.getLogger(__name__)
+
+# Run metadata is stored with the trial and sent back with every call, so it
+# is kept small: 64 KiB serialized.
+MAX_RUN_METADATA_BYTES = 64 * 1024
+
+
+def deployment_key(experiment: ExperimentRecord, trial_index: int) -> str:
+    """Returns the key every Run of one trial carries.
+
+    It is derived from the experiment's identity (id, creation time and row
+    sequence) and the trial index, so every attempt at one trial, retries and
+    later DeployTrial calls alike, carries the same key and a runner starts at
+    most one job for it, while a trial of an experiment deleted and created
+    again under the same id gets a new one.
+    """
+    created = experiment.create_time.isoformat() if experiment.create_time else ""
+    identity = f"{experiment.experiment_id}\0{experiment.seq}\0{created}\0{trial_index}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
+    return f"{experiment.experiment_id}-{trial_index}-{digest}"
+
+
+def check_runner_config(config: experiment_pb2.RunnerConfig, *, field: str) -> None:
+    """Refuses a runner config without an address or with a bad timeout.
+
+    Raises:
+        InvalidArgument: the address is empty or the timeout is not a positive
+            finite number of seconds (INVALID_ARGUMENT).
+    """
+    if not config.address.strip():
+        raise InvalidArgument("a runner needs an address", field=f"{field}.address")
+    if config.HasField("timeout_s") and not 0 < config.timeout_s < float("inf"):
+        raise InvalidArgument(
+            f"timeout_s must be a positive number of seconds, got {config.timeout_s}",
+            field=f"{field}.timeout_s",
+        )
+
+
+def runner_target(config: ExperimentConfig, trial: TrialRecord) -> RunnerTarget:
+    """Returns the trial's runner: its own override, else the experiment's.
+
+    Raises:
+        FailedPrecondition: neither the trial nor the experiment names a runner
+            (FAILED_PRECONDITION).
+    """
+    runner = experiment_pb2.RunnerConfig()
+    if trial.runner:
+        runner.ParseFromString(trial.runner)
+    elif config.message.HasField("runner"):
+        runner.CopyFrom(config.message.runner)
+    else:
+        raise FailedPrecondition(
+            f"trial {trial.index} of experiments/{trial.experiment_id} has no "
+            "runner: the experiment names none and DeployTrial passed none",
+            reason="NO_RUNNER",
+        )
+    timeout_s = runner.timeout_s if runner.HasField("timeout_s") else DEFAULT_TIMEOUT_S
+    return RunnerTarget(runner.address, timeout_s)
+
+
+def metric_names(config: ExperimentConfig) -> list[str]:
+    """Every metric the experiment names, sorted."""
+    return sorted(config.optimization.metric_names)
+
+
+def runner_trial(config: ExperimentConfig, trial: TrialRecord) -> pb.RunnerTrial:
+    """Returns the trial as runners see it, with its stored run metadata."""
+    message = pb.RunnerTrial(
+        experiment_id=trial.experiment_id,
+        trial_index=trial.index,
+        kind=pb.TRIAL_KIND_BATCH if trial.is_batch else pb.TRIAL_KIND_SINGLE_ARM,
+        metric_names=metric_names(config),
+    )
+    for arm in trial.arms:
+        runner_arm = message.arms.add(name=arm.name, weight=arm.weight)
+        for name, value in arm.parameters.items():
+            runner_arm.parameters[name].CopyFrom(engine.value_to_proto(value))
+    if trial.run_metadata:
+        message.run_metadata.update(trial.run_metadata)
+    return message
+
+
+def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
+    """A JSON-able dict of a `Struct` (numbers come back as floats)."""
+    result: dict[str, Any] = json_format.MessageToDict(message)
+    return result
+
+
+def observation_records(
+    observations: Iterable[values_pb2.Observation],
+) -> list[ObservationRecord]:
+    """Returns fetched observations as records (checked later, before storing)."""
+    return [
+        ObservationRecord(
+            arm_name=obs.arm_name,
+            metric_name=obs.metric_name,
+            mean=obs.mean,
+            sem=obs.sem if obs.HasField("sem") else None,
+            step=obs.step if obs.HasField("step") else None,
+        )
+        for obs in observations
+    ]
+
+
+def new_observations(
+    trial: TrialRecord, fetched: Sequence[ObservationRecord]
+) -> list[ObservationRecord]:
+    """Returns the fetched observations the trial does not hold yet.
+
+    An observation is the same when arm, metric and step match: a runner
+    answers every fetch with everything it has, so repeats are the rule.
+    """
+    held = {(o.arm_name, o.metric_name, o.step) for o in trial.observations}
+    fresh: list[ObservationRecord] = []
+    for obs in fetched:
+        key = (obs.arm_name, obs.metric_name, obs.step)
+        if key not in held:
+            held.add(key)
+            fresh.append(obs)
+    return fresh
