@@ -6,13 +6,23 @@ server processes on one PostgreSQL database stay consistent. A refused request
 raises before the transaction commits and therefore stores nothing.
 
 Expired trials: a RUNNING trial with a time-to-live that passed its expiry is
-marked FAILED as lost the next time its experiment's trials are touched (read
-or written). Nothing sweeps experiments nobody touches; a later issue adds a
-background sweep.
+marked FAILED as lost by whichever comes first: a read of its experiment's
+trials, a suggest or attach on the experiment, a call on the trial itself
+(which is then refused, with the loss committed), or the server's periodic
+sweep (`app.py`).
+
+Idempotency: suggest, attach and complete store their request id with a
+digest of the request in the same transaction as their effect. A repeat
+takes the same lock as the first call (the experiment row, or the trial row
+for complete), so a repeat that arrives while the first is still running, on
+this replica or another, waits for it and then returns its result. The same
+id with a different request is INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +33,8 @@ from typing import TypeVar
 from polytrial.server import engine, resources
 from polytrial.server.engine.types import (
     GenerationRequest,
+    GenerationResult,
+    GeneratorKind,
     ObservedArm,
     Parameterization,
     ParameterValue,
@@ -33,8 +45,10 @@ from polytrial.server.service.config import ExperimentConfig, load_config
 from polytrial.server.service.observations import check_observations
 from polytrial.server.service.paging import decode_token, encode_token, page_size
 from polytrial.server.storage import (
+    LOST_REASON,
     ArmRecord,
     Database,
+    ExperimentRecord,
     ObservationRecord,
     Repository,
     TrialRecord,
@@ -48,6 +62,7 @@ T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MAX_SUGGEST_COUNT = 100
+MAX_ARMS_PER_TRIAL = 100
 MANUAL_GENERATOR = "manual"
 
 
@@ -65,6 +80,53 @@ def _now() -> datetime:
 
 def _why(trial: TrialRecord) -> str:
     return f" ({trial.status_reason})" if trial.status_reason else ""
+
+
+def _fingerprint(method: str, request: object) -> str:
+    """A digest of what a request asks, to tell a repeat from a reused id."""
+    text = json.dumps([method, request], sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _is_lost(trial: TrialRecord, now: datetime) -> bool:
+    """Whether a RUNNING trial's time-to-live has run out."""
+    return (
+        trial.status is TrialStatus.RUNNING
+        and trial.expire_time is not None
+        and trial.expire_time < now
+    )
+
+
+def _lost_error(trial: TrialRecord, action: str) -> FailedPrecondition:
+    name = resources.trial_name(trial.experiment_id, trial.index)
+    return FailedPrecondition(
+        f"{name} is FAILED ({LOST_REASON}); it can no longer {action}, and "
+        "nothing was stored",
+        reason="TRIAL_LOST",
+        metadata={"trial": name, "status": trial.status.name},
+    )
+
+
+def _sobol_only(config: ExperimentConfig, trials_generated: int) -> bool:
+    """Whether the next suggestion is Sobol for certain (see engine.generate).
+
+    Sobol needs no history beyond the keys of arms already taken, so the
+    suggest path then skips reading every trial.
+    """
+    strategy = config.strategy
+    return (
+        strategy.kind is GeneratorKind.SOBOL
+        or trials_generated < strategy.num_initial_trials
+    )
+
+
+def _is_finite(config: ExperimentConfig, pinned: Mapping[str, object]) -> bool:
+    """Whether the arms not fixed by `pinned` are finitely many."""
+    return all(
+        param.cardinality is not None
+        for param in config.search_space.tunable_parameters
+        if param.name not in pinned
+    )
 
 
 def _check_ttl(ttl_s: float, field: str = "ttl_s") -> float:
@@ -206,11 +268,21 @@ class Trials:
         count = count or 1
         _check_ttl(ttl_s)
         method = "SuggestTrials"
+        fingerprint = _fingerprint(
+            method,
+            {"count": count, "batch": batch, "pinned": pinned or {}, "ttl_s": ttl_s},
+        )
 
         def work(repo: Repository) -> tuple[list[TrialRecord], list[int], bool]:
+            # The experiment row lock taken here is the suggestion lock: it
+            # serializes suggestions (and attachments) per experiment across
+            # replicas and is held until this transaction commits, through the
+            # generation below. Nothing outside the database happens under it.
             now = _now()
-            experiment = repo.get_experiment(experiment_id, for_update=True)
-            replay = self._replay(repo, experiment_id, method, request_id)
+            experiment = repo.get_experiment(
+                experiment_id, for_update=True, with_counts=False
+            )
+            replay = self._replay(repo, experiment_id, method, request_id, fingerprint)
             if replay is not None:
                 return replay, [], True
             config = load_config(experiment)
@@ -218,32 +290,7 @@ class Trials:
                 dict(pinned or {}), field="pinned_parameters", partial=True
             )
             lost = repo.fail_expired_trials(experiment_id, now=now)
-            trials = repo.list_trials(experiment_id)
-
-            result = engine.generate(
-                GenerationRequest(
-                    search_space=config.search_space,
-                    optimization=config.optimization,
-                    strategy=config.strategy,
-                    count=count,
-                    pinned=pins,
-                    observed=observed_arms(trials),
-                    pending=[
-                        dict(arm.parameters)
-                        for trial in trials
-                        if trial.status in lifecycle.PENDING
-                        for arm in trial.arms
-                    ],
-                    excluded_keys={
-                        arm.key
-                        for trial in trials
-                        if trial.status in lifecycle.LIVE_OR_DONE
-                        for arm in trial.arms
-                    },
-                    sobol_draws=experiment.sobol_draws,
-                    trials_generated=experiment.trials_generated,
-                )
-            )
+            result = self._generate(repo, experiment, config, pins, count)
 
             groups = [result.arms] if batch else [[arm] for arm in result.arms]
             first = repo.allocate_trial_indices(experiment_id, len(groups))
@@ -269,11 +316,13 @@ class Trials:
                 sobol_draws=result.sobol_draws,
                 trials_generated=experiment.trials_generated + len(groups),
             )
-            self._remember(repo, experiment_id, method, request_id, created, now)
+            self._remember(
+                repo, experiment_id, method, request_id, created, now, fingerprint
+            )
             return created, lost, False
 
         created, lost, replayed = self._run_idempotent(
-            work, experiment_id, method, request_id
+            work, experiment_id, method, request_id, fingerprint
         )
         self._log_lost(experiment_id, lost)
         if not replayed:
@@ -313,6 +362,12 @@ class Trials:
         """
         if not arms:
             raise InvalidArgument("at least one arm is required", field="arms")
+        if len(arms) > MAX_ARMS_PER_TRIAL:
+            raise InvalidArgument(
+                f"a trial has at most {MAX_ARMS_PER_TRIAL} arms, got {len(arms)}",
+                field="arms",
+                reason="LIMIT_EXCEEDED",
+            )
         weights = []
         for i, arm in enumerate(arms):
             if not (math.isfinite(arm.weight) and arm.weight >= 0):
@@ -324,11 +379,21 @@ class Trials:
         _check_ttl(ttl_s)
         is_batch = batch or len(arms) > 1
         method = "AttachTrial"
+        fingerprint = _fingerprint(
+            method,
+            {
+                "arms": [[dict(arm.parameters), arm.weight] for arm in arms],
+                "batch": is_batch,
+                "ttl_s": ttl_s,
+            },
+        )
 
         def work(repo: Repository) -> tuple[list[TrialRecord], list[int], bool]:
             now = _now()
-            experiment = repo.get_experiment(experiment_id, for_update=True)
-            replay = self._replay(repo, experiment_id, method, request_id)
+            experiment = repo.get_experiment(
+                experiment_id, for_update=True, with_counts=False
+            )
+            replay = self._replay(repo, experiment_id, method, request_id, fingerprint)
             if replay is not None:
                 return replay, [], True
             config = load_config(experiment)
@@ -352,11 +417,13 @@ class Trials:
             )
             record.generator = MANUAL_GENERATOR
             repo.add_trial(record)
-            self._remember(repo, experiment_id, method, request_id, [record], now)
+            self._remember(
+                repo, experiment_id, method, request_id, [record], now, fingerprint
+            )
             return [record], lost, False
 
         created, lost, replayed = self._run_idempotent(
-            work, experiment_id, method, request_id
+            work, experiment_id, method, request_id, fingerprint
         )
         self._log_lost(experiment_id, lost)
         if not replayed:
@@ -387,31 +454,52 @@ class Trials:
         Raises:
             InvalidArgument: an observation breaks a rule (INVALID_ARGUMENT).
             NotFound: the experiment or trial does not exist (NOT_FOUND).
-            FailedPrecondition: the trial is not RUNNING (FAILED_PRECONDITION).
+            FailedPrecondition: the trial is not RUNNING, for example because
+                its time-to-live ran out (FAILED_PRECONDITION; the value is
+                not stored).
         """
-        method = f"CompleteTrial/{trial_index}"
+        method = "CompleteTrial"
+        fingerprint = _fingerprint(
+            method,
+            {
+                "trial": trial_index,
+                "observations": [
+                    [o.arm_name, o.metric_name, o.mean, o.sem, o.step]
+                    for o in observations
+                ],
+            },
+        )
 
         def work(repo: Repository) -> tuple[list[TrialRecord], list[int], bool]:
+            # The trial row lock makes two completions of one trial take
+            # turns: the second sees COMPLETED (or, with the same request id,
+            # the first one's stored result).
             now = _now()
-            lost = repo.fail_expired_trials(experiment_id, now=now)
             trial = repo.get_trial(experiment_id, trial_index, for_update=True)
-            replay = self._replay(repo, experiment_id, method, request_id)
+            replay = self._replay(repo, experiment_id, method, request_id, fingerprint)
             if replay is not None:
-                return replay, lost, True
-            config = load_config(repo.get_experiment(experiment_id))
+                return replay, [], True
+            if self._expire_if_lost(repo, trial, now):
+                return [trial], [trial_index], False
+            self._refuse_if_lost(trial, "be completed")
+            config = load_config(repo.get_experiment(experiment_id, with_counts=False))
             lifecycle.check_transition(trial, TrialStatus.COMPLETED)
             check_observations(config, trial, observations, complete=True)
             repo.add_observations(experiment_id, trial_index, observations, now=now)
             lifecycle.apply_transition(trial, TrialStatus.COMPLETED, now=now)
             repo.save_trial_state(trial)
             trial.observations.extend(observations)
-            self._remember(repo, experiment_id, method, request_id, [trial], now)
-            return [trial], lost, False
+            self._remember(
+                repo, experiment_id, method, request_id, [trial], now, fingerprint
+            )
+            return [trial], [], False
 
         done, lost, replayed = self._run_idempotent(
-            work, experiment_id, method, request_id
+            work, experiment_id, method, request_id, fingerprint
         )
         self._log_lost(experiment_id, lost)
+        if lost:
+            raise _lost_error(done[0], "be completed")
         if not replayed:
             logger.info("experiment %s trial %d completed", experiment_id, trial_index)
             logger.debug(
@@ -438,8 +526,10 @@ class Trials:
 
         def work(repo: Repository) -> tuple[TrialRecord, list[int]]:
             now = _now()
-            lost = repo.fail_expired_trials(experiment_id, now=now)
             trial = repo.get_trial(experiment_id, trial_index, for_update=True)
+            if self._expire_if_lost(repo, trial, now):
+                return trial, [trial_index]
+            self._refuse_if_lost(trial, "take data")
             if trial.status is not TrialStatus.RUNNING:
                 raise FailedPrecondition(
                     f"trial {trial_index} of experiment {experiment_id!r} is "
@@ -449,14 +539,16 @@ class Trials:
                         "trial": resources.trial_name(experiment_id, trial_index)
                     },
                 )
-            config = load_config(repo.get_experiment(experiment_id))
+            config = load_config(repo.get_experiment(experiment_id, with_counts=False))
             check_observations(config, trial, observations, complete=False)
             repo.add_observations(experiment_id, trial_index, observations, now=now)
             trial.observations.extend(observations)
-            return trial, lost
+            return trial, []
 
         trial, lost = self.db.run(work)
         self._log_lost(experiment_id, lost)
+        if lost:
+            raise _lost_error(trial, "take data")
         logger.debug(
             "experiment %s trial %d logged %d observations",
             experiment_id,
@@ -562,8 +654,10 @@ class Trials:
 
         def work(repo: Repository) -> tuple[TrialRecord, list[int]]:
             now = _now()
-            lost = repo.fail_expired_trials(experiment_id, now=now)
             trial = repo.get_trial(experiment_id, trial_index, for_update=True)
+            if self._expire_if_lost(repo, trial, now):
+                return trial, [trial_index]
+            self._refuse_if_lost(trial, "take heartbeats")
             if trial.status is not TrialStatus.RUNNING:
                 raise FailedPrecondition(
                     f"trial {trial_index} of experiment {experiment_id!r} is "
@@ -578,10 +672,12 @@ class Trials:
                 trial.ttl_s = ttl_s
             trial.expire_time = lifecycle.expiry(now, trial.ttl_s)
             repo.save_trial_state(trial)
-            return trial, lost
+            return trial, []
 
         trial, lost = self.db.run(work)
         self._log_lost(experiment_id, lost)
+        if lost:
+            raise _lost_error(trial, "take heartbeats")
         logger.debug("experiment %s trial %d heartbeat", experiment_id, trial_index)
         return trial
 
@@ -599,8 +695,9 @@ class Trials:
     ) -> TrialRecord:
         def work(repo: Repository) -> tuple[TrialRecord, list[int]]:
             now = _now()
-            lost = repo.fail_expired_trials(experiment_id, now=now)
             trial = repo.get_trial(experiment_id, trial_index, for_update=True)
+            if self._expire_if_lost(repo, trial, now):
+                return trial, [trial_index]
             lifecycle.check_transition(trial, target)
             if check is not None:
                 check(trial)
@@ -608,10 +705,12 @@ class Trials:
                 trial, target, now=now, reason=reason, ttl_s=ttl_s
             )
             repo.save_trial_state(trial)
-            return trial, lost
+            return trial, []
 
         trial, lost = self.db.run(work)
         self._log_lost(experiment_id, lost)
+        if lost:
+            raise _lost_error(trial, f"become {target.name}")
         level = logging.INFO if target in lifecycle.FINAL else logging.DEBUG
         logger.log(
             level,
@@ -659,16 +758,120 @@ class Trials:
             expire_time=lifecycle.expiry(now, ttl_s) if running else None,
         )
 
+    def _generate(
+        self,
+        repo: Repository,
+        experiment: ExperimentRecord,
+        config: ExperimentConfig,
+        pins: Parameterization,
+        count: int,
+    ) -> GenerationResult:
+        """Runs the engine on the experiment's history (under the suggestion lock).
+
+        When the next arms are Sobol for certain, the history is only the set
+        of arm keys already taken, and for an infinite space not even that:
+        the new arms' keys are checked against the database by index, and
+        only on a collision (which a continuous space practically never has)
+        is generation repeated with every taken key. That keeps a suggestion
+        as fast at 10,000 trials as at none.
+        """
+        experiment_id = experiment.experiment_id
+
+        def request(
+            excluded: set[str],
+            observed: list[ObservedArm],
+            pending: list[Parameterization],
+        ) -> GenerationRequest:
+            return GenerationRequest(
+                search_space=config.search_space,
+                optimization=config.optimization,
+                strategy=config.strategy,
+                count=count,
+                pinned=pins,
+                observed=observed,
+                pending=pending,
+                excluded_keys=excluded,
+                sobol_draws=experiment.sobol_draws,
+                trials_generated=experiment.trials_generated,
+            )
+
+        if _sobol_only(config, experiment.trials_generated):
+            taken = lifecycle.LIVE_OR_DONE
+            if not _is_finite(config, pins):
+                result = engine.generate(request(set(), [], []))
+                keys = [config.search_space.arm_key(arm) for arm in result.arms]
+                if not repo.taken_arm_keys(experiment_id, keys, taken):
+                    return result
+            excluded = repo.arm_keys(experiment_id, taken)
+            return engine.generate(request(excluded, [], []))
+
+        trials = repo.list_trials(experiment_id)
+        return engine.generate(
+            request(
+                {
+                    arm.key
+                    for trial in trials
+                    if trial.status in lifecycle.LIVE_OR_DONE
+                    for arm in trial.arms
+                },
+                observed_arms(trials),
+                [
+                    dict(arm.parameters)
+                    for trial in trials
+                    if trial.status in lifecycle.PENDING
+                    for arm in trial.arms
+                ],
+            )
+        )
+
+    @staticmethod
+    def _expire_if_lost(repo: Repository, trial: TrialRecord, now: datetime) -> bool:
+        """Fails `trial` as lost when its time ran out; the caller then refuses.
+
+        The caller returns instead of raising, so that the loss commits.
+        """
+        if not _is_lost(trial, now):
+            return False
+        trial.status = TrialStatus.FAILED
+        trial.status_reason = LOST_REASON
+        trial.end_time = now
+        trial.expire_time = None
+        repo.save_trial_state(trial)
+        return True
+
+    @staticmethod
+    def _refuse_if_lost(trial: TrialRecord, action: str) -> None:
+        if trial.status is TrialStatus.FAILED and trial.status_reason == LOST_REASON:
+            raise _lost_error(trial, action)
+
     @staticmethod
     def _replay(
-        repo: Repository, experiment_id: str, method: str, request_id: str
+        repo: Repository,
+        experiment_id: str,
+        method: str,
+        request_id: str,
+        fingerprint: str,
     ) -> list[TrialRecord] | None:
-        """The trials a previous request with this id returned, if there was one."""
+        """The trials a previous request with this id returned, if there was one.
+
+        Raises:
+            InvalidArgument: the id was used for a different request
+                (INVALID_ARGUMENT).
+        """
         if not request_id:
             return None
-        indices = repo.find_request(experiment_id, method, request_id)
-        if indices is None:
+        found = repo.find_request_entry(experiment_id, method, request_id)
+        if found is None:
             return None
+        indices, stored = found
+        if stored and stored != fingerprint:
+            raise InvalidArgument(
+                f"request_id {request_id!r} was already used for a different "
+                f"{method} request on experiments/{experiment_id}; use a new id "
+                "for a new request",
+                field="request_id",
+                reason="REQUEST_ID_REUSED",
+            )
         return [repo.get_trial(experiment_id, index) for index in indices]
 
     @staticmethod
@@ -679,10 +882,16 @@ class Trials:
         request_id: str,
         trials: Sequence[TrialRecord],
         now: datetime,
+        fingerprint: str,
     ) -> None:
         if request_id:
             repo.record_request(
-                experiment_id, method, request_id, [t.index for t in trials], now=now
+                experiment_id,
+                method,
+                request_id,
+                [t.index for t in trials],
+                now=now,
+                fingerprint=fingerprint,
             )
 
     def _run_idempotent(
@@ -691,6 +900,7 @@ class Trials:
         experiment_id: str,
         method: str,
         request_id: str,
+        fingerprint: str,
     ) -> tuple[list[TrialRecord], list[int], bool]:
         try:
             return self.db.run(work)
@@ -701,7 +911,9 @@ class Trials:
             # A concurrent request with the same id committed first; its
             # result is the answer to this one too.
             def replay(repo: Repository) -> list[TrialRecord] | None:
-                return self._replay(repo, experiment_id, method, request_id)
+                return self._replay(
+                    repo, experiment_id, method, request_id, fingerprint
+                )
 
             found = self.db.run(replay, write=False)
             if found is None:

@@ -5,9 +5,12 @@ unit of work. It speaks in records (`records.py`), raises domain errors, and
 takes the row locks that keep several server replicas consistent:
 
 - `get_experiment(..., for_update=True)` locks the experiment row
-  (`SELECT ... FOR UPDATE` on PostgreSQL; SQLite's `BEGIN IMMEDIATE` already
-  serializes writers), which serializes suggestions and attachments per
-  experiment, so trial indices are dense and never handed out twice.
+  (`SELECT ... FOR NO KEY UPDATE` on PostgreSQL; SQLite's `BEGIN IMMEDIATE`
+  already serializes writers), which serializes suggestions and attachments
+  per experiment, so trial indices are dense and never handed out twice. The
+  NO KEY form still lets other transactions insert rows that reference the
+  experiment (observations, request keys), so completions do not queue
+  behind a suggestion.
 - `get_trial(..., for_update=True)` locks one trial for a status change, so
   two concurrent completions cannot both succeed.
 """
@@ -50,6 +53,10 @@ class Repository:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        # Experiment id -> surrogate key, for this transaction only: most
+        # calls need just the key, and one lookup per transaction saves a
+        # round trip per call on the hot path.
+        self._pks: dict[str, int] = {}
 
     # Experiments ---------------------------------------------------------
 
@@ -82,19 +89,26 @@ class Repository:
         return self._experiment_record(row, {})
 
     def get_experiment(
-        self, experiment_id: str, *, for_update: bool = False
+        self,
+        experiment_id: str,
+        *,
+        for_update: bool = False,
+        with_counts: bool = True,
     ) -> ExperimentRecord:
         """Returns one experiment with its trial counts.
 
         Args:
             experiment_id: The experiment's id.
             for_update: Lock the row until the transaction ends.
+            with_counts: Count trials by status. Counting reads every trial
+                of the experiment, so the suggest and complete paths skip it.
 
         Raises:
             NotFound: no such experiment (NOT_FOUND).
         """
         row = self._experiment_row(experiment_id, for_update=for_update)
-        return self._experiment_record(row, self._trial_counts([row.pk])[row.pk])
+        counts = self._trial_counts([row.pk])[row.pk] if with_counts else {}
+        return self._experiment_record(row, counts)
 
     def list_experiments(self, *, after_seq: int, limit: int) -> list[ExperimentRecord]:
         """Returns up to `limit` experiments created after cursor `after_seq`."""
@@ -141,6 +155,7 @@ class Repository:
         for table in (ObservationRow, ArmRow, TrialRow, RequestRow):
             self.session.execute(delete(table).where(table.experiment_pk == row.pk))
         self.session.execute(delete(ExperimentRow).where(ExperimentRow.pk == row.pk))
+        self._pks.pop(experiment_id, None)
 
     def set_generation_counters(
         self, experiment_id: str, *, sobol_draws: int, trials_generated: int
@@ -181,7 +196,7 @@ class Repository:
             NotFound: no such experiment (NOT_FOUND).
             AlreadyExists: the index is taken (ALREADY_EXISTS).
         """
-        pk = self._experiment_row(record.experiment_id).pk
+        pk = self._pk(record.experiment_id)
         self.session.add(
             TrialRow(
                 experiment_pk=pk,
@@ -245,12 +260,12 @@ class Repository:
         Raises:
             NotFound: the experiment or the trial does not exist (NOT_FOUND).
         """
-        pk = self._experiment_row(experiment_id).pk
+        pk = self._pk(experiment_id)
         query = select(TrialRow).where(
             TrialRow.experiment_pk == pk, TrialRow.trial_index == trial_index
         )
         if for_update:
-            query = query.with_for_update()
+            query = query.with_for_update(key_share=True)
         row = self.session.scalars(query).one_or_none()
         if row is None:
             raise NotFound(
@@ -278,7 +293,7 @@ class Repository:
         Raises:
             NotFound: no such experiment (NOT_FOUND).
         """
-        pk = self._experiment_row(experiment_id).pk
+        pk = self._pk(experiment_id)
         query = (
             select(TrialRow)
             .where(TrialRow.experiment_pk == pk, TrialRow.trial_index > after_index)
@@ -300,7 +315,7 @@ class Repository:
         Raises:
             NotFound: the experiment or the trial does not exist (NOT_FOUND).
         """
-        pk = self._experiment_row(record.experiment_id).pk
+        pk = self._pk(record.experiment_id)
         result = self.session.execute(
             update(TrialRow)
             .where(TrialRow.experiment_pk == pk, TrialRow.trial_index == record.index)
@@ -331,7 +346,7 @@ class Repository:
         now: datetime,
     ) -> None:
         """Appends observations to a trial (validated by the caller)."""
-        pk = self._experiment_row(experiment_id).pk
+        pk = self._pk(experiment_id)
         self.session.add_all(
             ObservationRow(
                 experiment_pk=pk,
@@ -347,9 +362,110 @@ class Repository:
         )
         self.session.flush()
 
+    def arm_keys(self, experiment_id: str, statuses: Iterable[TrialStatus]) -> set[str]:
+        """Returns the `arm_key` of every arm of a trial in one of `statuses`.
+
+        Reads one narrow column instead of whole trials.
+        """
+        pk = self._pk(experiment_id)
+        query = (
+            select(ArmRow.arm_key)
+            .join(
+                TrialRow,
+                (TrialRow.experiment_pk == ArmRow.experiment_pk)
+                & (TrialRow.trial_index == ArmRow.trial_index),
+            )
+            .where(
+                ArmRow.experiment_pk == pk,
+                TrialRow.status.in_([status.value for status in statuses]),
+            )
+        )
+        return set(self.session.scalars(query))
+
+    def taken_arm_keys(
+        self,
+        experiment_id: str,
+        keys: Iterable[str],
+        statuses: Iterable[TrialStatus],
+    ) -> set[str]:
+        """Returns those of `keys` that an arm of a trial in `statuses` has.
+
+        Uses the (experiment, arm_key) index, so its cost does not grow with
+        the number of trials.
+        """
+        wanted = list(set(keys))
+        if not wanted:
+            return set()
+        pk = self._pk(experiment_id)
+        query = (
+            select(ArmRow.arm_key)
+            .join(
+                TrialRow,
+                (TrialRow.experiment_pk == ArmRow.experiment_pk)
+                & (TrialRow.trial_index == ArmRow.trial_index),
+            )
+            .where(
+                ArmRow.experiment_pk == pk,
+                ArmRow.arm_key.in_(wanted),
+                TrialRow.status.in_([status.value for status in statuses]),
+            )
+        )
+        return set(self.session.scalars(query))
+
+    def fail_all_expired_trials(self, *, now: datetime) -> list[tuple[str, int]]:
+        """Marks every RUNNING trial past its expiry FAILED as lost, server-wide.
+
+        The periodic sweep calls this. The status and expiry are checked in
+        the UPDATE itself, so a heartbeat or completion that committed first
+        wins, and two replicas sweeping at once fail each trial once.
+
+        Returns:
+            (experiment id, trial index) of each trial failed.
+        """
+        if not self.has_expired_trials(now=now):
+            return []
+        failed = self.session.execute(
+            update(TrialRow)
+            .where(
+                TrialRow.status == TrialStatus.RUNNING.value,
+                TrialRow.expire_time.is_not(None),
+                TrialRow.expire_time < now,
+            )
+            .values(
+                status=TrialStatus.FAILED.value,
+                status_reason=LOST_REASON,
+                end_time=now,
+                expire_time=None,
+            )
+            .returning(TrialRow.experiment_pk, TrialRow.trial_index)
+        ).all()
+        if not failed:
+            return []
+        ids = dict(
+            self.session.execute(
+                select(ExperimentRow.pk, ExperimentRow.experiment_id).where(
+                    ExperimentRow.pk.in_({pk for pk, _ in failed})
+                )
+            ).tuples()
+        )
+        return sorted((ids[pk], int(index)) for pk, index in failed)
+
+    def has_expired_trials(self, *, now: datetime) -> bool:
+        """Whether any RUNNING trial of any experiment is past its expiry."""
+        found = self.session.scalar(
+            select(TrialRow.trial_index)
+            .where(
+                TrialRow.status == TrialStatus.RUNNING.value,
+                TrialRow.expire_time.is_not(None),
+                TrialRow.expire_time < now,
+            )
+            .limit(1)
+        )
+        return found is not None
+
     def find_expired_trials(self, experiment_id: str, *, now: datetime) -> list[int]:
         """Returns indices of RUNNING trials whose time-to-live ran out."""
-        pk = self._experiment_row(experiment_id).pk
+        pk = self._pk(experiment_id)
         return list(
             self.session.scalars(
                 select(TrialRow.trial_index).where(
@@ -370,7 +486,7 @@ class Repository:
         indices = self.find_expired_trials(experiment_id, now=now)
         if not indices:
             return []
-        pk = self._experiment_row(experiment_id).pk
+        pk = self._pk(experiment_id)
         self.session.execute(
             update(TrialRow)
             .where(
@@ -391,9 +507,24 @@ class Repository:
         self, experiment_id: str, method: str, request_id: str
     ) -> list[int] | None:
         """Returns the trial indices a request with this id produced, if any."""
-        pk = self._experiment_row(experiment_id).pk
-        row = self.session.get(RequestRow, (pk, method, request_id))
-        return None if row is None else [int(i) for i in row.trial_indices]
+        found = self.find_request_entry(experiment_id, method, request_id)
+        return None if found is None else found[0]
+
+    def find_request_entry(
+        self, experiment_id: str, method: str, request_id: str
+    ) -> tuple[list[int], str] | None:
+        """Returns (trial indices, fingerprint) of a stored request, if any."""
+        pk = self._pk(experiment_id)
+        row = self.session.scalars(
+            select(RequestRow).where(
+                RequestRow.experiment_pk == pk,
+                RequestRow.method == method,
+                RequestRow.request_id == request_id,
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        return [int(i) for i in row.trial_indices], row.fingerprint or ""
 
     def record_request(
         self,
@@ -403,14 +534,18 @@ class Repository:
         trial_indices: Sequence[int],
         *,
         now: datetime,
+        fingerprint: str = "",
     ) -> None:
         """Remembers what a request produced, in the request's own transaction.
+
+        `fingerprint` is a digest of what was asked, so that a reused id with
+        a different request can be told apart from a repeat.
 
         Raises:
             AlreadyExists: a concurrent request with the same id committed
                 first (ALREADY_EXISTS); the caller reads that one's result.
         """
-        pk = self._experiment_row(experiment_id).pk
+        pk = self._pk(experiment_id)
         self.session.add(
             RequestRow(
                 experiment_pk=pk,
@@ -418,6 +553,7 @@ class Repository:
                 request_id=request_id,
                 trial_indices=list(trial_indices),
                 create_time=now,
+                fingerprint=fingerprint,
             )
         )
         try:
@@ -436,12 +572,27 @@ class Repository:
             ExperimentRow.experiment_id == experiment_id
         )
         if for_update:
-            query = query.with_for_update()
+            query = query.with_for_update(key_share=True)
         row = self.session.scalars(query).one_or_none()
         if row is None:
             name = resources.experiment_name(experiment_id)
             raise NotFound(name, f"experiment {name} does not exist")
+        self._pks[experiment_id] = row.pk
         return row
+
+    def _pk(self, experiment_id: str) -> int:
+        pk = self._pks.get(experiment_id)
+        if pk is None:
+            found = self.session.scalar(
+                select(ExperimentRow.pk).where(
+                    ExperimentRow.experiment_id == experiment_id
+                )
+            )
+            if found is None:
+                name = resources.experiment_name(experiment_id)
+                raise NotFound(name, f"experiment {name} does not exist")
+            pk = self._pks[experiment_id] = int(found)
+        return pk
 
     def _trial_counts(self, pks: Sequence[int]) -> dict[int, dict[str, int]]:
         counts: dict[int, dict[str, int]] = defaultdict(dict)

@@ -89,7 +89,10 @@ class TrialRow(Base):
     """One trial; `status` holds a `TrialStatus` name."""
 
     __tablename__ = "trials"
-    __table_args__ = (Index("ix_trials_experiment_status", "experiment_pk", "status"),)
+    __table_args__ = (
+        Index("ix_trials_experiment_status", "experiment_pk", "status"),
+        Index("ix_trials_status_expire", "status", "expire_time"),
+    )
 
     experiment_pk: Mapped[int] = mapped_column(
         ForeignKey("experiments.pk", ondelete="CASCADE"), primary_key=True
@@ -172,3 +175,5 @@ class RequestRow(Base):
     request_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     trial_indices: Mapped[list[int]] = mapped_column(JSON)
     create_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Digest of what was asked; a reused id with another digest is refused.
+    fingerprint: Mapped[str] = mapped_column(String(64), default="")
