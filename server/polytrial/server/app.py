@@ -2,8 +2,11 @@
 
 `create_server` builds everything, migrates the database and binds the
 address (port 0 picks a free port, which tests use), without starting;
-`PolytrialServer.start` and `stop` run and end it. `polytrial serve` (cli.py)
-is the process entry point.
+`PolytrialServer.start` and `stop` run and end it, together with the sweep
+that fails lost trials. `polytrial serve` (cli.py) is the process entry point.
+
+A request larger than `MAX_MESSAGE_BYTES` is refused by gRPC with
+RESOURCE_EXHAUSTED before any handler runs.
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ from polytrial.server.api import (
     ResultServicer,
     TrialServicer,
 )
-from polytrial.server.service import Experiments, Results, Trials
+from polytrial.server.service import (
+    Experiments,
+    LostTrialSweeper,
+    Results,
+    Trials,
+)
+from polytrial.server.service.sweep import DEFAULT_SWEEP_INTERVAL_S
 from polytrial.server.storage import Database
 from polytrial.v1 import (
     experiment_service_pb2,
@@ -39,6 +48,8 @@ SERVICE_NAMES = (
     result_service_pb2.DESCRIPTOR.services_by_name["ResultService"].full_name,
 )
 DEFAULT_GRACE_S = 5.0
+# Largest request the server reads (gRPC's usual default, stated on purpose).
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 class PolytrialServer:
@@ -58,16 +69,20 @@ class PolytrialServer:
         health_servicer: health.HealthServicer,
         address: str,
         port: int,
+        sweeper: LostTrialSweeper | None = None,
     ) -> None:
         self.grpc_server = grpc_server
         self.db = db
         self._health = health_servicer
         self.address = address
         self.port = port
+        self._sweeper = sweeper
 
     def start(self) -> None:
         """Starts serving and reports SERVING on the health service."""
         self.grpc_server.start()
+        if self._sweeper is not None:
+            self._sweeper.start()
         for name in ("", *SERVICE_NAMES):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         logger.info(
@@ -80,6 +95,8 @@ class PolytrialServer:
         """Stops taking calls, lets running ones finish for `grace_s`, then closes."""
         self._health.enter_graceful_shutdown()
         self.grpc_server.stop(grace_s).wait()
+        if self._sweeper is not None:
+            self._sweeper.stop()
         self.db.dispose()
         logger.info("polytrial server on %s stopped", self.address)
 
@@ -93,6 +110,7 @@ def create_server(
     address: str = "127.0.0.1:0",
     *,
     max_workers: int = 16,
+    sweep_interval_s: float = DEFAULT_SWEEP_INTERVAL_S,
 ) -> tuple[PolytrialServer, int]:
     """Builds a server on `db_url`, migrates the database and binds `address`.
 
@@ -101,6 +119,8 @@ def create_server(
             `postgresql://user@host/db`) or a SQLite file path.
         address: `host:port` to bind; port 0 picks a free one.
         max_workers: Threads handling calls.
+        sweep_interval_s: Seconds between sweeps for lost trials; 0 turns
+            the periodic sweep off (reads and suggestions still fail them).
 
     Returns:
         The server (not started) and the port it bound.
@@ -116,6 +136,7 @@ def create_server(
             max_workers=max_workers, thread_name_prefix="polytrial-rpc"
         ),
         interceptors=[ErrorMappingInterceptor()],
+        options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
     )
     trials = Trials(db)
     experiment_service_pb2_grpc.add_ExperimentServiceServicer_to_server(
@@ -137,6 +158,7 @@ def create_server(
     if port == 0:
         raise RuntimeError(f"could not bind {address}")
     host = address.rsplit(":", 1)[0]
+    sweeper = LostTrialSweeper(db, sweep_interval_s) if sweep_interval_s > 0 else None
     return PolytrialServer(
-        grpc_server, db, health_servicer, f"{host}:{port}", port
+        grpc_server, db, health_servicer, f"{host}:{port}", port, sweeper
     ), port

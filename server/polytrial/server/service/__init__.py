@@ -5,6 +5,7 @@
     Results       best arm / Pareto frontier
     lifecycle     the trial state machine
     observations  the rules observations must follow (and the completion rule)
+    sweep         the periodic sweep that fails lost trials
 
 Everything here raises domain errors (`polytrial.server.errors`) and knows
 nothing of gRPC.
@@ -13,6 +14,7 @@ nothing of gRPC.
 from polytrial.server.service.config import ExperimentConfig, load_config
 from polytrial.server.service.experiments import Experiments, ExperimentView
 from polytrial.server.service.results import ArmResult, MetricSummary, Results
+from polytrial.server.service.sweep import LostTrialSweeper, sweep_lost_trials
 from polytrial.server.service.trials import ArmInput, Trials
 
 __all__ = [
@@ -21,8 +23,10 @@ __all__ = [
     "ExperimentConfig",
     "ExperimentView",
     "Experiments",
+    "LostTrialSweeper",
     "MetricSummary",
     "Results",
     "Trials",
     "load_config",
+    "sweep_lost_trials",
 ]

@@ -20,6 +20,9 @@ from polytrial.server.storage import ExperimentRecord
 from polytrial.v1 import experiment_pb2
 
 _CACHE_SIZE = 256
+# A service limit: larger search spaces make every suggestion and every
+# stored arm heavier than one shared server should carry.
+MAX_PARAMETERS = 256
 _STATUS_QUO_ARM_NAME = "status_quo"
 
 
@@ -69,6 +72,13 @@ def parse_new_config(
     if not experiment.HasField("search_space"):
         raise InvalidArgument(
             "search_space is required", field="experiment.search_space"
+        )
+    count = len(experiment.search_space.parameters)
+    if count > MAX_PARAMETERS:
+        raise InvalidArgument(
+            f"an experiment has at most {MAX_PARAMETERS} parameters, got {count}",
+            field="experiment.search_space.parameters",
+            reason="LIMIT_EXCEEDED",
         )
     if not experiment.HasField("optimization_config"):
         raise InvalidArgument(
