@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from polytrial.server.app import create_server
 from polytrial_testkit import Api, connect
-from runner_kit import LANGUAGES, RunnerProcess, runner_command
+from runner_kit import LANGUAGES, RunnerProcess, start_runner
 
 # Short jobs keep the suite fast; conftest of a module may override these.
 JOB_S = 0.6
@@ -25,23 +25,6 @@ JOB_S = 0.6
 def runner_build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where compiled example runners (Go) are put, once per session."""
     return tmp_path_factory.mktemp("runner-builds")
-
-
-def start_runner(
-    request: pytest.FixtureRequest, build_dir: Path, *, job_s: float, staging_s: float
-) -> Iterator[RunnerProcess]:
-    language: str = request.param
-    process = RunnerProcess(
-        language,
-        runner_command(language, build_dir),
-        job_s=job_s,
-        staging_s=staging_s,
-    )
-    try:
-        assert process.address
-        yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module", params=LANGUAGES)

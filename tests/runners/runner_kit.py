@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -145,6 +145,24 @@ class RunnerProcess:
         self._reader.join(timeout=5)
         if self.process.stdout is not None:
             self.process.stdout.close()
+
+
+def start_runner(
+    request: pytest.FixtureRequest, build_dir: Path, *, job_s: float, staging_s: float
+) -> Iterator[RunnerProcess]:
+    """Starts the example runner of language `request.param`; stops it after."""
+    language: str = request.param
+    process = RunnerProcess(
+        language,
+        runner_command(language, build_dir),
+        job_s=job_s,
+        staging_s=staging_s,
+    )
+    try:
+        assert process.address
+        yield process
+    finally:
+        process.stop()
 
 
 def wait_for(

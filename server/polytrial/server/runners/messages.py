@@ -46,10 +46,13 @@ def check_runner_config(config: experiment_pb2.RunnerConfig, *, field: str) -> N
             finite number of seconds (INVALID_ARGUMENT).
     """
     if not config.address.strip():
-        raise InvalidArgument("a runner needs an address", field=f"{field}.address")
+        raise InvalidArgument(
+            f"{field}.address: a runner needs an address", field=f"{field}.address"
+        )
     if config.HasField("timeout_s") and not 0 < config.timeout_s < float("inf"):
         raise InvalidArgument(
-            f"timeout_s must be a positive number of seconds, got {config.timeout_s}",
+            f"{field}.timeout_s: must be a positive number of seconds, got "
+            f"{config.timeout_s}",
             field=f"{field}.timeout_s",
         )
 
