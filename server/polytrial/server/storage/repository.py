@@ -441,13 +441,14 @@ class Repository:
         ).all()
         if not failed:
             return []
-        ids = dict(
-            self.session.execute(
+        ids = {
+            pk: experiment_id
+            for pk, experiment_id in self.session.execute(
                 select(ExperimentRow.pk, ExperimentRow.experiment_id).where(
                     ExperimentRow.pk.in_({pk for pk, _ in failed})
                 )
-            ).tuples()
-        )
+            )
+        }
         return sorted((ids[pk], int(index)) for pk, index in failed)
 
     def has_expired_trials(self, *, now: datetime) -> bool:
