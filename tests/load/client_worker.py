@@ -43,6 +43,16 @@ def _wait_at_barrier(job: Job) -> None:
 
 
 def _clients(job: Job) -> list[Client]:
+    """One client per address, or with `balanced` one client over all of them.
+
+    A balanced client spreads calls over the replicas round robin inside
+    gRPC, as a load balancer would; when a replica dies, its retries (with
+    the same request id) land on the others.
+    """
+    if job.get("balanced"):
+        target = "ipv4:" + ",".join(job["addresses"])
+        options = [("grpc.lb_policy_name", "round_robin")]
+        return [Client(target, timeout_s=60.0, channel_options=options)]
     return [Client(address, timeout_s=60.0) for address in job["addresses"]]
 
 

@@ -2,9 +2,9 @@
 
 `replicas(db_url, n)` starts n real server processes on one database.
 `run_clients(jobs)` starts one real client process per job
-(`client_worker.py`), opens a shared start gate once all of them are ready,
-and returns what each printed; a worker that failed fails the test with its
-message.
+(`client_worker.py`), opens a shared start gate once all of them are ready
+(then calls `on_start`, if given), and returns what each printed; a worker
+that failed fails the test with its message.
 """
 
 from __future__ import annotations
@@ -42,7 +42,11 @@ def run_clients(tmp_path: Path) -> Iterator[Callable[..., list[Job]]]:
     """Runs client processes together and returns their JSON results."""
     started: list[subprocess.Popen[str]] = []
 
-    def run(jobs: list[Job], timeout_s: float = 240.0) -> list[Job]:
+    def run(
+        jobs: list[Job],
+        timeout_s: float = 240.0,
+        on_start: Callable[[], None] | None = None,
+    ) -> list[Job]:
         gate = tmp_path / f"gate-{len(started)}"
         gate.mkdir()
         processes = []
@@ -68,6 +72,8 @@ def run_clients(tmp_path: Path) -> Iterator[Callable[..., list[Job]]]:
             assert time.monotonic() < deadline, "client processes never got ready"
             time.sleep(0.02)
         (gate / "go").touch()
+        if on_start is not None:
+            on_start()
 
         results = []
         for process in processes:
