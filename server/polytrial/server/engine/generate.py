@@ -11,6 +11,7 @@ otherwise                              -> Bayesian optimization (BoTorch),
 from __future__ import annotations
 
 import logging
+import time
 
 from polytrial.server.engine.sobol import generate_sobol
 from polytrial.server.engine.types import (
@@ -38,6 +39,13 @@ def generate(request: GenerationRequest) -> GenerationResult:
         SearchSpaceExhausted: a finite space has too few arms left
             (FAILED_PRECONDITION).
     """
+    started = time.perf_counter()
+    result = _dispatch(request)
+    result.details["generation_time_s"] = round(time.perf_counter() - started, 4)
+    return result
+
+
+def _dispatch(request: GenerationRequest) -> GenerationResult:
     if request.count < 1:
         raise InvalidArgument(
             f"count must be at least 1, got {request.count}", field="count"
@@ -54,10 +62,20 @@ def generate(request: GenerationRequest) -> GenerationResult:
 
 
 def _generate_bayesian(request: GenerationRequest) -> GenerationResult:
-    """Bayesian optimization; for now Sobol with a note (the model arrives next)."""
-    logger.warning("Bayesian optimization is not available yet; generating Sobol arms")
-    result = generate_sobol(
-        request, note="Bayesian optimization is not available in this build"
-    )
-    result.generator = "sobol_fallback"
-    return result
+    """Bayesian optimization, or Sobol with a note when PyTorch is missing."""
+    try:
+        # Deferred import: PyTorch loads only when a model is needed.
+        from polytrial.server.engine.bo.generator import generate_bo
+    except ImportError as error:
+        logger.warning(
+            "Bayesian optimization unavailable (%s); generating Sobol arms; "
+            "install the 'bo' extra",
+            error,
+        )
+        result = generate_sobol(
+            request, note=f"Bayesian optimization unavailable: {error}"
+        )
+        result.generator = "sobol_fallback"
+        result.num_observations = len(request.observed)
+        return result
+    return generate_bo(request)
