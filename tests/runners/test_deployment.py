@@ -164,8 +164,14 @@ def test_two_objectives_from_runner_and_metric_service_are_merged(
 def test_stop_asks_the_runner_and_abandons_a_trial_without_data(
     polytrial_api: Api, runner: RunnerProcess
 ) -> None:
+    # A long job, so it is surely running when the stop arrives.
     experiment_id = create(
-        polytrial_api, runner, "stop", objectives=("branin",), dims=2
+        polytrial_api,
+        runner,
+        "stop",
+        objectives=("branin",),
+        dims=2,
+        extra=(fixed_param("job_seconds", 30.0),),
     )
     [candidate] = polytrial_api.suggest(experiment_id)
     deployed = deploy(polytrial_api, candidate)

@@ -191,9 +191,9 @@ def test_concurrent_repeats_of_a_slow_run_start_one_job(
 
 
 def test_stop_ends_the_job_without_data(stub: pb_grpc.RunnerServiceStub) -> None:
-    trial = run(
-        stub, make_trial([{"x1": 0.5, "x2": 0.5}], ["branin"]), key=uuid.uuid4().hex
-    )
+    # A long job, so it is surely running when the stop arrives.
+    arm = {"x1": 0.5, "x2": 0.5, "job_seconds": 30.0}
+    trial = run(stub, make_trial([arm], ["branin"]), key=uuid.uuid4().hex)
     response = stub.StopTrial(
         pb.RunnerServiceStopTrialRequest(trial=trial, reason="enough"),
         timeout=TIMEOUT_S,

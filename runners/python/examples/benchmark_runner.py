@@ -7,7 +7,8 @@ domain, as in BoTorch's Branin-Currin problem), so an experiment optimizes
 `branin`, `hartmann6`, or the two objectives `branin` and `currin`.
 
 A parameter `run_delay_s` on the first arm delays Run's answer, to show how the
-server treats a slow runner. Each started job is printed as
+server treats a slow runner; a parameter `job_seconds` overrides how long that
+trial's job runs. Each started job is printed as
 `job started name=... key=...` so a test can count them.
 
     python runners/python/examples/benchmark_runner.py --address 127.0.0.1:50061
@@ -116,6 +117,7 @@ class Job:
 
     name: str
     inputs: dict[str, dict[str, list[float]]]  # arm -> metric -> x
+    job_s: float
     state: TrialState = TrialState.STAGED
     results: list[Observation] = field(default_factory=list)
     stop_requested: threading.Event = field(default_factory=threading.Event)
@@ -143,13 +145,16 @@ class BenchmarkRunner(Runner):
         if isinstance(delay_s, int | float) and delay_s > 0:
             time.sleep(float(delay_s))
 
+        job_s = trial.arms[0].parameters.get("job_seconds") if trial.arms else None
+        if not isinstance(job_s, int | float) or isinstance(job_s, bool) or job_s < 0:
+            job_s = self._job_s
         name = f"{trial.experiment_id}-{trial.trial_index}-{uuid.uuid4().hex[:8]}"
-        job = Job(name=name, inputs=inputs)
+        job = Job(name=name, inputs=inputs, job_s=float(job_s))
         with self._lock:
             self._jobs[name] = job
         threading.Thread(target=self._work, args=(job,), daemon=True).start()
         print(f"job started name={name} key={deployment_key}", flush=True)
-        return {"name": name, "job_s": self._job_s, "staging_s": self._staging_s}
+        return {"name": name, "job_s": job.job_s, "staging_s": self._staging_s}
 
     def poll(self, trial: Trial) -> TrialStatus:
         """Returns the job's state."""
@@ -193,7 +198,7 @@ class BenchmarkRunner(Runner):
             if job.state is not TrialState.STAGED:
                 return
             job.state = TrialState.RUNNING
-        if job.stop_requested.wait(self._job_s):
+        if job.stop_requested.wait(job.job_s):
             return
 
         # Evaluate every metric for every arm; noiseless, so the sem is 0.

@@ -5,7 +5,8 @@
  * Run returns at once; each job waits out its staging period (if any), runs
  * for a few seconds on a timer, then evaluates every metric it knows for every
  * arm. A parameter `run_delay_s` on the first arm delays Run's answer, to show
- * how the server treats a slow runner. Each started job is printed as
+ * how the server treats a slow runner; a parameter `job_seconds` overrides how
+ * long that trial's job runs. Each started job is printed as
  * `job started name=... key=...`.
  *
  *     node dist/runners/ts/examples/benchmark_runner.js --address 127.0.0.1:50063
@@ -33,6 +34,7 @@ import { BENCHMARKS } from "./benchmarks";
 interface Job {
   readonly name: string;
   readonly inputs: ReadonlyMap<string, ReadonlyMap<string, number[]>>; // arm -> metric -> x
+  readonly jobMs: number;
   state: TrialState;
   results: Observation[];
   timer?: NodeJS.Timeout;
@@ -77,11 +79,13 @@ export class BenchmarkRunner implements Runner {
     }
 
     const name = `${trial.experimentId}-${trial.trialIndex}-${randomBytes(4).toString("hex")}`;
-    const job: Job = { name, inputs, state: "STAGED", results: [] };
+    const jobSeconds = trial.arms[0]?.parameters["job_seconds"];
+    const jobMs = typeof jobSeconds === "number" && jobSeconds >= 0 ? jobSeconds * 1000 : this.jobMs;
+    const job: Job = { name, inputs, jobMs, state: "STAGED", results: [] };
     this.jobs.set(name, job);
     job.timer = setTimeout(() => this.startRunning(job), this.stagingMs);
     console.log(`job started name=${name} key=${deploymentKey}`);
-    return { name, job_s: this.jobMs / 1000, staging_s: this.stagingMs / 1000 };
+    return { name, job_s: jobMs / 1000, staging_s: this.stagingMs / 1000 };
   }
 
   pollTrialStatus(trial: Trial): TrialStatus {
@@ -113,7 +117,7 @@ export class BenchmarkRunner implements Runner {
 
   private startRunning(job: Job): void {
     job.state = "RUNNING";
-    job.timer = setTimeout(() => this.complete(job), this.jobMs);
+    job.timer = setTimeout(() => this.complete(job), job.jobMs);
   }
 
   private complete(job: Job): void {

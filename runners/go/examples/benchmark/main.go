@@ -5,7 +5,8 @@
 // default: this example needs staging), runs for a few seconds, then
 // evaluates every metric it knows for every arm. A parameter run_delay_s on
 // the first arm delays Run's answer, to show how the server treats a slow
-// runner. Each started job is printed as "job started name=... key=...".
+// runner; a parameter job_seconds overrides how long that trial's job runs.
+// Each started job is printed as "job started name=... key=...".
 //
 //	go run ./examples/benchmark -address 127.0.0.1:50062
 package main
@@ -29,11 +30,12 @@ import (
 
 // job is one trial's background work and what it produced.
 type job struct {
-	name    string
-	inputs  map[string]map[string][]float64 // arm -> metric -> x
-	state   runner.State
-	results []runner.Observation
-	stop    chan struct{}
+	name     string
+	inputs   map[string]map[string][]float64 // arm -> metric -> x
+	duration time.Duration
+	state    runner.State
+	results  []runner.Observation
+	stop     chan struct{}
 }
 
 // benchmarkRunner runs each trial as a goroutine that evaluates benchmarks.
@@ -67,8 +69,14 @@ func (r *benchmarkRunner) Run(_ context.Context, trial *runner.Trial, key string
 		}
 	}
 
+	duration := r.jobDuration
+	if len(trial.Arms) > 0 {
+		if seconds, ok := trial.Arms[0].Float("job_seconds"); ok && seconds >= 0 {
+			duration = time.Duration(seconds * float64(time.Second))
+		}
+	}
 	name := fmt.Sprintf("%s-%d-%08x", trial.ExperimentID, trial.TrialIndex, rand.Uint32())
-	started := &job{name: name, inputs: inputs, state: runner.Staged, stop: make(chan struct{})}
+	started := &job{name: name, inputs: inputs, duration: duration, state: runner.Staged, stop: make(chan struct{})}
 	r.mu.Lock()
 	r.jobs[name] = started
 	r.mu.Unlock()
@@ -76,7 +84,7 @@ func (r *benchmarkRunner) Run(_ context.Context, trial *runner.Trial, key string
 	fmt.Printf("job started name=%s key=%s\n", name, key)
 	return map[string]any{
 		"name":      name,
-		"job_s":     r.jobDuration.Seconds(),
+		"job_s":     duration.Seconds(),
 		"staging_s": r.stagingDuration.Seconds(),
 	}, nil
 }
@@ -153,7 +161,7 @@ func (r *benchmarkRunner) work(j *job) {
 	select {
 	case <-j.stop:
 		return
-	case <-time.After(r.jobDuration):
+	case <-time.After(j.duration):
 	}
 
 	// Evaluate every metric for every arm; noiseless, so the SEM is 0.

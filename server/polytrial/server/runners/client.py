@@ -222,11 +222,19 @@ class RunnerClient:
         stub = pb_grpc.RunnerServiceStub(self.pool.get(target.address))
         attempts = self.policy.max_attempts
         for attempt in range(1, attempts + 1):
+            started = time.monotonic()
             try:
                 return pick(stub)(request, timeout=target.timeout_s)
             except grpc.RpcError as exc:
                 code = exc.code()
                 details = exc.details() or ""
+                # A server that notices the deadline first resets the stream,
+                # which the client may report as CANCELLED; we never cancel
+                # calls ourselves, so that is the deadline too.
+                elapsed_s = time.monotonic() - started
+                late = elapsed_s >= 0.9 * target.timeout_s  # the header is rounded
+                if code is grpc.StatusCode.CANCELLED and late:
+                    code = grpc.StatusCode.DEADLINE_EXCEEDED
                 if code not in RETRYABLE_CODES or attempt == attempts:
                     raise RunnerCallError(
                         method, target.address, code, details, attempt
