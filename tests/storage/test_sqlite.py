@@ -32,13 +32,26 @@ def db_file(tmp_path: Path) -> Iterator[Path]:
     yield path
 
 
-def test_connections_use_wal_and_full_sync(db_file: Path) -> None:
-    db = Database(str(db_file))
+@pytest.mark.parametrize(("synchronous", "level"), [("NORMAL", 1), ("FULL", 2)])
+def test_connections_use_wal_and_the_chosen_sync_level(
+    db_file: Path, synchronous: str, level: int
+) -> None:
+    db = Database(str(db_file), sqlite_synchronous=synchronous)
     try:
         with db.engine.connect() as connection:
             mode = connection.execute(text("PRAGMA journal_mode")).scalar_one()
             sync = connection.execute(text("PRAGMA synchronous")).scalar_one()
-        assert (mode, sync) == ("wal", 2)
+        assert (mode, sync) == ("wal", level)
+    finally:
+        db.dispose()
+
+
+def test_default_sync_level_is_normal(db_file: Path) -> None:
+    db = Database(str(db_file))
+    try:
+        with db.engine.connect() as connection:
+            sync = connection.execute(text("PRAGMA synchronous")).scalar_one()
+        assert sync == 1
     finally:
         db.dispose()
 
