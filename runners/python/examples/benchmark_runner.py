@@ -150,6 +150,8 @@ class BenchmarkRunner(Runner):
             job_s = self._job_s
         name = f"{trial.experiment_id}-{trial.trial_index}-{uuid.uuid4().hex[:8]}"
         job = Job(name=name, inputs=inputs, job_s=float(job_s))
+        if not self.staging_required:
+            job.state = TrialState.RUNNING
         with self._lock:
             self._jobs[name] = job
         threading.Thread(target=self._work, args=(job,), daemon=True).start()
@@ -195,7 +197,7 @@ class BenchmarkRunner(Runner):
         if job.stop_requested.wait(self._staging_s):
             return
         with self._lock:
-            if job.state is not TrialState.STAGED:
+            if job.state not in (TrialState.STAGED, TrialState.RUNNING):
                 return
             job.state = TrialState.RUNNING
         if job.stop_requested.wait(job.job_s):

@@ -81,7 +81,7 @@ export class BenchmarkRunner implements Runner {
     const name = `${trial.experimentId}-${trial.trialIndex}-${randomBytes(4).toString("hex")}`;
     const jobSeconds = trial.arms[0]?.parameters["job_seconds"];
     const jobMs = typeof jobSeconds === "number" && jobSeconds >= 0 ? jobSeconds * 1000 : this.jobMs;
-    const job: Job = { name, inputs, jobMs, state: "STAGED", results: [] };
+    const job: Job = { name, inputs, jobMs, state: this.stagingRequired ? "STAGED" : "RUNNING", results: [] };
     this.jobs.set(name, job);
     job.timer = setTimeout(() => this.startRunning(job), this.stagingMs);
     console.log(`job started name=${name} key=${deploymentKey}`);

@@ -77,6 +77,9 @@ func (r *benchmarkRunner) Run(_ context.Context, trial *runner.Trial, key string
 	}
 	name := fmt.Sprintf("%s-%d-%08x", trial.ExperimentID, trial.TrialIndex, rand.Uint32())
 	started := &job{name: name, inputs: inputs, duration: duration, state: runner.Staged, stop: make(chan struct{})}
+	if !r.StagingRequired() {
+		started.state = runner.Running
+	}
 	r.mu.Lock()
 	r.jobs[name] = started
 	r.mu.Unlock()
@@ -152,7 +155,7 @@ func (r *benchmarkRunner) work(j *job) {
 	case <-time.After(r.stagingDuration):
 	}
 	r.mu.Lock()
-	if j.state != runner.Staged {
+	if j.state != runner.Staged && j.state != runner.Running {
 		r.mu.Unlock()
 		return
 	}
