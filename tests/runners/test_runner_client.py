@@ -8,6 +8,7 @@ do not (flaky, oversized metadata, no optional methods, failing jobs).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -314,3 +315,20 @@ def test_runner_override_without_address_is_invalid_argument_and_stores_nothing(
     kept = api.get_trial("bad-override", 0)
     assert kept.status == tpb.TRIAL_STATUS_CANDIDATE
     assert not kept.HasField("runner")
+
+
+def test_refresh_of_a_running_job_renews_the_trials_time_to_live(
+    api: Api, serve_runner: Any
+) -> None:
+    runner = ScriptedRunner(polled=TrialStatus(TrialState.RUNNING))
+    message = experiment("ttl-renewed", objectives=[("loss", True)])
+    message.runner.address = serve_runner(runner)
+    api.create(message)
+    [candidate] = api.suggest("ttl-renewed", ttl_s=3600.0)
+    deployed = deploy(api, candidate)
+    assert deployed.HasField("expire_time")
+
+    time.sleep(0.05)
+    refreshed = refresh(api, candidate)
+    assert refreshed.status == tpb.TRIAL_STATUS_RUNNING
+    assert refreshed.expire_time.ToDatetime() > deployed.expire_time.ToDatetime()

@@ -367,8 +367,9 @@ class Deployments:
         objective (until then it stays RUNNING); FAILED fails it with the
         runner's reason; STOPPED early-stops it (with data) or abandons it.
         Fetched observations of metrics the experiment does not name, or of
-        arms the trial does not have, are dropped with a warning. A trial that
-        is not STAGED or RUNNING is returned unchanged.
+        arms the trial does not have, are dropped with a warning. A poll renews
+        a RUNNING trial's time-to-live, as a heartbeat does. A trial that is
+        not STAGED or RUNNING is returned unchanged.
 
         Raises:
             NotFound: the experiment or trial does not exist (NOT_FOUND).
@@ -400,7 +401,11 @@ class Deployments:
                 return trial
             self._add_valid(repo, config, trial, fetched)
             if polled is not None:
-                _apply_polled(config, trial, polled, now=_now())
+                now = _now()
+                _apply_polled(config, trial, polled, now=now)
+                # The runner vouches for the job, as a client's heartbeat would.
+                if trial.status is S.RUNNING and trial.ttl_s > 0:
+                    trial.expire_time = lifecycle.expiry(now, trial.ttl_s)
             repo.save_trial_state(trial)
             return trial
 
