@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from polytrial.server import resources
 from polytrial.server.errors import AlreadyExists, NotFound
@@ -37,11 +38,125 @@ from polytrial.server.storage.rows import (
     RequestRow,
     TrialRow,
 )
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import (
+    Connection,
+    Executable,
+    Result,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 LOST_REASON = "lost: no heartbeat before the trial's time-to-live ran out"
+
+# The statements of the ask/tell hot path, built once. They run on the
+# session's connection as SQLAlchemy Core: building an ORM statement and
+# loading ORM objects cost more than the database round trip itself.
+_E = cast(Table, ExperimentRow.__table__)
+_T = cast(Table, TrialRow.__table__)
+_A = cast(Table, ArmRow.__table__)
+_O = cast(Table, ObservationRow.__table__)
+_R = cast(Table, RequestRow.__table__)
+_RUNNING = TrialStatus.RUNNING.value
+
+_SELECT_PK = select(_E.c.pk).where(_E.c.experiment_id == bindparam("experiment_id"))
+_SELECT_EXPERIMENT = select(_E).where(_E.c.experiment_id == bindparam("experiment_id"))
+_LOCK_EXPERIMENT = _SELECT_EXPERIMENT.with_for_update(key_share=True)
+_ALLOCATE = (
+    update(_E)
+    .where(_E.c.pk == bindparam("b_pk"))
+    .values(next_trial_index=_E.c.next_trial_index + bindparam("b_count"))
+    .returning(_E.c.next_trial_index)
+)
+_SET_COUNTERS = (
+    update(_E)
+    .where(_E.c.pk == bindparam("b_pk"))
+    .values(
+        sobol_draws=bindparam("b_sobol_draws"),
+        trials_generated=bindparam("b_trials_generated"),
+    )
+)
+_SELECT_TRIAL = select(_T).where(
+    _T.c.experiment_pk == bindparam("pk"), _T.c.trial_index == bindparam("index")
+)
+_LOCK_TRIAL = _SELECT_TRIAL.with_for_update(key_share=True)
+_TRIAL_STATE = (
+    "status",
+    "stage_time",
+    "run_time",
+    "end_time",
+    "status_reason",
+    "deployed_name",
+    "run_metadata",
+    "runner",
+    "deployment_error",
+    "missing_metrics",
+    "ttl_s",
+    "expire_time",
+)
+_SAVE_TRIAL = (
+    update(_T)
+    .where(_T.c.experiment_pk == bindparam("b_pk"))
+    .where(_T.c.trial_index == bindparam("b_index"))
+    .values({name: bindparam(f"b_{name}") for name in _TRIAL_STATE})
+)
+_SELECT_ARMS = (
+    select(_A)
+    .where(
+        _A.c.experiment_pk == bindparam("pk"),
+        _A.c.trial_index.in_(bindparam("indices", expanding=True)),
+    )
+    .order_by(_A.c.trial_index, _A.c.arm_index)
+)
+_SELECT_OBSERVATIONS = (
+    select(_O)
+    .where(
+        _O.c.experiment_pk == bindparam("pk"),
+        _O.c.trial_index.in_(bindparam("indices", expanding=True)),
+    )
+    .order_by(_O.c.id)
+)
+_EXPIRED = (
+    _T.c.experiment_pk == bindparam("pk"),
+    _T.c.status == _RUNNING,
+    _T.c.expire_time.is_not(None),
+    _T.c.expire_time < bindparam("now"),
+)
+_FIND_EXPIRED = select(_T.c.trial_index).where(*_EXPIRED)
+_FAIL_EXPIRED = (
+    update(_T)
+    .where(*_EXPIRED)
+    .values(
+        status=TrialStatus.FAILED.value,
+        status_reason=LOST_REASON,
+        end_time=bindparam("now"),
+    )
+    .returning(_T.c.trial_index)
+)
+_TAKEN_KEYS = (
+    select(_A.c.arm_key)
+    .join(
+        _T,
+        (_T.c.experiment_pk == _A.c.experiment_pk)
+        & (_T.c.trial_index == _A.c.trial_index),
+    )
+    .where(
+        _A.c.experiment_pk == bindparam("pk"),
+        _A.c.arm_key.in_(bindparam("keys", expanding=True)),
+        _T.c.status.in_(bindparam("statuses", expanding=True)),
+    )
+)
+_SELECT_REQUEST = select(_R.c.trial_indices, _R.c.fingerprint).where(
+    _R.c.experiment_pk == bindparam("pk"),
+    _R.c.method == bindparam("method"),
+    _R.c.request_id == bindparam("request_id"),
+)
 
 
 class Repository:
@@ -57,6 +172,13 @@ class Repository:
         # calls need just the key, and one lookup per transaction saves a
         # round trip per call on the hot path.
         self._pks: dict[str, int] = {}
+        self._connection: Connection | None = None
+
+    def _run(self, statement: Executable, **params: object) -> Result[Any]:
+        """Runs a Core statement on the transaction's connection."""
+        if self._connection is None:
+            self._connection = self.session.connection()
+        return self._connection.execute(statement, params)
 
     # Experiments ---------------------------------------------------------
 
@@ -106,7 +228,12 @@ class Repository:
         Raises:
             NotFound: no such experiment (NOT_FOUND).
         """
-        row = self._experiment_row(experiment_id, for_update=for_update)
+        statement = _LOCK_EXPERIMENT if for_update else _SELECT_EXPERIMENT
+        row = self._run(statement, experiment_id=experiment_id).first()
+        if row is None:
+            name = resources.experiment_name(experiment_id)
+            raise NotFound(name, f"experiment {name} does not exist")
+        self._pks[experiment_id] = row.pk
         counts = self._trial_counts([row.pk])[row.pk] if with_counts else {}
         return self._experiment_record(row, counts)
 
@@ -161,10 +288,11 @@ class Repository:
         self, experiment_id: str, *, sobol_draws: int, trials_generated: int
     ) -> None:
         """Stores the experiment's Sobol counter and number of generated trials."""
-        self.session.execute(
-            update(ExperimentRow)
-            .where(ExperimentRow.experiment_id == experiment_id)
-            .values(sobol_draws=sobol_draws, trials_generated=trials_generated)
+        self._run(
+            _SET_COUNTERS,
+            b_pk=self._pk(experiment_id),
+            b_sobol_draws=sobol_draws,
+            b_trials_generated=trials_generated,
         )
 
     def allocate_trial_indices(self, experiment_id: str, count: int) -> int:
@@ -177,12 +305,8 @@ class Repository:
         Raises:
             NotFound: no such experiment (NOT_FOUND).
         """
-        new_next = self.session.execute(
-            update(ExperimentRow)
-            .where(ExperimentRow.experiment_id == experiment_id)
-            .values(next_trial_index=ExperimentRow.next_trial_index + count)
-            .returning(ExperimentRow.next_trial_index)
-        ).scalar_one_or_none()
+        pk = self._pk(experiment_id)
+        new_next = self._run(_ALLOCATE, b_pk=pk, b_count=count).scalar_one_or_none()
         if new_next is None:
             raise NotFound(resources.experiment_name(experiment_id))
         return int(new_next) - count
@@ -197,8 +321,10 @@ class Repository:
             AlreadyExists: the index is taken (ALREADY_EXISTS).
         """
         pk = self._pk(record.experiment_id)
-        self.session.add(
-            TrialRow(
+        # The trial row must exist before its arms reference it.
+        try:
+            self._run(
+                insert(_T),
                 experiment_pk=pk,
                 trial_index=record.index,
                 status=record.status.value,
@@ -219,25 +345,24 @@ class Repository:
                 ttl_s=record.ttl_s,
                 expire_time=record.expire_time,
             )
-        )
-        # The trial row must exist before its arms reference it.
-        try:
-            self.session.flush()
         except IntegrityError as exc:
             name = resources.trial_name(record.experiment_id, record.index)
             raise AlreadyExists(name) from exc
-        for arm_index, arm in enumerate(record.arms):
-            self.session.add(
-                ArmRow(
-                    experiment_pk=pk,
-                    trial_index=record.index,
-                    arm_index=arm_index,
-                    name=arm.name,
-                    parameters=arm.parameters,
-                    arm_key=arm.key,
-                    weight=arm.weight,
-                )
-            )
+        self._insert_many(
+            _A,
+            [
+                {
+                    "experiment_pk": pk,
+                    "trial_index": record.index,
+                    "arm_index": arm_index,
+                    "name": arm.name,
+                    "parameters": arm.parameters,
+                    "arm_key": arm.key,
+                    "weight": arm.weight,
+                }
+                for arm_index, arm in enumerate(record.arms)
+            ],
+        )
         if record.observations:
             self.add_observations(
                 record.experiment_id,
@@ -245,7 +370,6 @@ class Repository:
                 record.observations,
                 now=record.create_time or datetime.now(UTC),
             )
-        self.session.flush()
 
     def get_trial(
         self, experiment_id: str, trial_index: int, *, for_update: bool = False
@@ -261,12 +385,8 @@ class Repository:
             NotFound: the experiment or the trial does not exist (NOT_FOUND).
         """
         pk = self._pk(experiment_id)
-        query = select(TrialRow).where(
-            TrialRow.experiment_pk == pk, TrialRow.trial_index == trial_index
-        )
-        if for_update:
-            query = query.with_for_update(key_share=True)
-        row = self.session.scalars(query).one_or_none()
+        statement = _LOCK_TRIAL if for_update else _SELECT_TRIAL
+        row = self._run(statement, pk=pk, index=trial_index).first()
         if row is None:
             raise NotFound(
                 resources.trial_name(experiment_id, trial_index),
@@ -295,16 +415,16 @@ class Repository:
         """
         pk = self._pk(experiment_id)
         query = (
-            select(TrialRow)
-            .where(TrialRow.experiment_pk == pk, TrialRow.trial_index > after_index)
-            .order_by(TrialRow.trial_index)
+            select(_T)
+            .where(_T.c.experiment_pk == pk, _T.c.trial_index > after_index)
+            .order_by(_T.c.trial_index)
         )
         wanted = [status.value for status in statuses]
         if wanted:
-            query = query.where(TrialRow.status.in_(wanted))
+            query = query.where(_T.c.status.in_(wanted))
         if limit is not None:
             query = query.limit(limit)
-        rows = self.session.scalars(query).all()
+        rows = self._run(query).all()
         return self._trial_records(experiment_id, pk, rows)
 
     def save_trial_state(self, record: TrialRecord) -> None:
@@ -316,23 +436,22 @@ class Repository:
             NotFound: the experiment or the trial does not exist (NOT_FOUND).
         """
         pk = self._pk(record.experiment_id)
-        result = self.session.execute(
-            update(TrialRow)
-            .where(TrialRow.experiment_pk == pk, TrialRow.trial_index == record.index)
-            .values(
-                status=record.status.value,
-                stage_time=record.stage_time,
-                run_time=record.run_time,
-                end_time=record.end_time,
-                status_reason=record.status_reason,
-                deployed_name=record.deployed_name,
-                run_metadata=record.run_metadata,
-                runner=record.runner,
-                deployment_error=record.deployment_error,
-                missing_metrics=list(record.missing_metrics),
-                ttl_s=record.ttl_s,
-                expire_time=record.expire_time,
-            )
+        result = self._run(
+            _SAVE_TRIAL,
+            b_pk=pk,
+            b_index=record.index,
+            b_status=record.status.value,
+            b_stage_time=record.stage_time,
+            b_run_time=record.run_time,
+            b_end_time=record.end_time,
+            b_status_reason=record.status_reason,
+            b_deployed_name=record.deployed_name,
+            b_run_metadata=record.run_metadata,
+            b_runner=record.runner,
+            b_deployment_error=record.deployment_error,
+            b_missing_metrics=list(record.missing_metrics),
+            b_ttl_s=record.ttl_s,
+            b_expire_time=record.expire_time,
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
             raise NotFound(resources.trial_name(record.experiment_id, record.index))
@@ -347,20 +466,22 @@ class Repository:
     ) -> None:
         """Appends observations to a trial (validated by the caller)."""
         pk = self._pk(experiment_id)
-        self.session.add_all(
-            ObservationRow(
-                experiment_pk=pk,
-                trial_index=trial_index,
-                arm_name=obs.arm_name,
-                metric_name=obs.metric_name,
-                mean=obs.mean,
-                sem=obs.sem,
-                step=obs.step,
-                create_time=now,
-            )
-            for obs in observations
+        self._insert_many(
+            _O,
+            [
+                {
+                    "experiment_pk": pk,
+                    "trial_index": trial_index,
+                    "arm_name": obs.arm_name,
+                    "metric_name": obs.metric_name,
+                    "mean": obs.mean,
+                    "sem": obs.sem,
+                    "step": obs.step,
+                    "create_time": now,
+                }
+                for obs in observations
+            ],
         )
-        self.session.flush()
 
     def arm_keys(self, experiment_id: str, statuses: Iterable[TrialStatus]) -> set[str]:
         """Returns the `arm_key` of every arm of a trial in one of `statuses`.
@@ -396,21 +517,13 @@ class Repository:
         wanted = list(set(keys))
         if not wanted:
             return set()
-        pk = self._pk(experiment_id)
-        query = (
-            select(ArmRow.arm_key)
-            .join(
-                TrialRow,
-                (TrialRow.experiment_pk == ArmRow.experiment_pk)
-                & (TrialRow.trial_index == ArmRow.trial_index),
-            )
-            .where(
-                ArmRow.experiment_pk == pk,
-                ArmRow.arm_key.in_(wanted),
-                TrialRow.status.in_([status.value for status in statuses]),
-            )
+        found = self._run(
+            _TAKEN_KEYS,
+            pk=self._pk(experiment_id),
+            keys=wanted,
+            statuses=[status.value for status in statuses],
         )
-        return set(self.session.scalars(query))
+        return set(found.scalars())
 
     def fail_all_expired_trials(self, *, now: datetime) -> list[tuple[str, int]]:
         """Marks every RUNNING trial past its expiry FAILED as lost, server-wide.
@@ -466,17 +579,8 @@ class Repository:
 
     def find_expired_trials(self, experiment_id: str, *, now: datetime) -> list[int]:
         """Returns indices of RUNNING trials whose time-to-live ran out."""
-        pk = self._pk(experiment_id)
-        return list(
-            self.session.scalars(
-                select(TrialRow.trial_index).where(
-                    TrialRow.experiment_pk == pk,
-                    TrialRow.status == TrialStatus.RUNNING.value,
-                    TrialRow.expire_time.is_not(None),
-                    TrialRow.expire_time < now,
-                )
-            ).all()
-        )
+        found = self._run(_FIND_EXPIRED, pk=self._pk(experiment_id), now=now)
+        return [int(index) for index in found.scalars()]
 
     def fail_expired_trials(self, experiment_id: str, *, now: datetime) -> list[int]:
         """Marks RUNNING trials past their expiry FAILED as lost; returns them.
@@ -484,23 +588,12 @@ class Repository:
         The status is re-checked in the UPDATE itself, so a heartbeat or a
         completion that committed first wins.
         """
-        indices = self.find_expired_trials(experiment_id, now=now)
-        if not indices:
+        # A read first: the UPDATE would take a write lock even when it
+        # changes nothing, which is nearly always.
+        if not self.find_expired_trials(experiment_id, now=now):
             return []
-        pk = self._pk(experiment_id)
-        self.session.execute(
-            update(TrialRow)
-            .where(
-                TrialRow.experiment_pk == pk,
-                TrialRow.trial_index.in_(indices),
-                TrialRow.status == TrialStatus.RUNNING.value,
-                TrialRow.expire_time < now,
-            )
-            .values(
-                status=TrialStatus.FAILED.value, status_reason=LOST_REASON, end_time=now
-            )
-        )
-        return indices
+        failed = self._run(_FAIL_EXPIRED, pk=self._pk(experiment_id), now=now)
+        return sorted(int(index) for index in failed.scalars())
 
     # Idempotency keys ------------------------------------------------------
 
@@ -515,14 +608,12 @@ class Repository:
         self, experiment_id: str, method: str, request_id: str
     ) -> tuple[list[int], str] | None:
         """Returns (trial indices, fingerprint) of a stored request, if any."""
-        pk = self._pk(experiment_id)
-        row = self.session.scalars(
-            select(RequestRow).where(
-                RequestRow.experiment_pk == pk,
-                RequestRow.method == method,
-                RequestRow.request_id == request_id,
-            )
-        ).one_or_none()
+        row = self._run(
+            _SELECT_REQUEST,
+            pk=self._pk(experiment_id),
+            method=method,
+            request_id=request_id,
+        ).first()
         if row is None:
             return None
         return [int(i) for i in row.trial_indices], row.fingerprint or ""
@@ -547,8 +638,9 @@ class Repository:
                 first (ALREADY_EXISTS); the caller reads that one's result.
         """
         pk = self._pk(experiment_id)
-        self.session.add(
-            RequestRow(
+        try:
+            self._run(
+                insert(_R),
                 experiment_pk=pk,
                 method=method,
                 request_id=request_id,
@@ -556,9 +648,6 @@ class Repository:
                 create_time=now,
                 fingerprint=fingerprint,
             )
-        )
-        try:
-            self.session.flush()
         except IntegrityError as exc:
             raise AlreadyExists(
                 f"{resources.experiment_name(experiment_id)}/requests/{request_id}"
@@ -581,14 +670,16 @@ class Repository:
         self._pks[experiment_id] = row.pk
         return row
 
+    def _insert_many(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            if self._connection is None:
+                self._connection = self.session.connection()
+            self._connection.execute(insert(table), rows)
+
     def _pk(self, experiment_id: str) -> int:
         pk = self._pks.get(experiment_id)
         if pk is None:
-            found = self.session.scalar(
-                select(ExperimentRow.pk).where(
-                    ExperimentRow.experiment_id == experiment_id
-                )
-            )
+            found = self._run(_SELECT_PK, experiment_id=experiment_id).scalar()
             if found is None:
                 name = resources.experiment_name(experiment_id)
                 raise NotFound(name, f"experiment {name} does not exist")
@@ -609,9 +700,7 @@ class Repository:
         return counts
 
     @staticmethod
-    def _experiment_record(
-        row: ExperimentRow, counts: dict[str, int]
-    ) -> ExperimentRecord:
+    def _experiment_record(row: Any, counts: dict[str, int]) -> ExperimentRecord:
         return ExperimentRecord(
             experiment_id=row.experiment_id,
             config=row.config,
@@ -627,18 +716,14 @@ class Repository:
         )
 
     def _trial_records(
-        self, experiment_id: str, pk: int, rows: Sequence[TrialRow]
+        self, experiment_id: str, pk: int, rows: Sequence[Any]
     ) -> list[TrialRecord]:
         if not rows:
             return []
         indices = [row.trial_index for row in rows]
         # One query each for arms and observations instead of one per trial.
         arms: dict[int, list[ArmRecord]] = defaultdict(list)
-        for arm in self.session.scalars(
-            select(ArmRow)
-            .where(ArmRow.experiment_pk == pk, ArmRow.trial_index.in_(indices))
-            .order_by(ArmRow.trial_index, ArmRow.arm_index)
-        ):
+        for arm in self._run(_SELECT_ARMS, pk=pk, indices=indices):
             arms[arm.trial_index].append(
                 ArmRecord(
                     name=arm.name,
@@ -648,14 +733,7 @@ class Repository:
                 )
             )
         observations: dict[int, list[ObservationRecord]] = defaultdict(list)
-        for obs in self.session.scalars(
-            select(ObservationRow)
-            .where(
-                ObservationRow.experiment_pk == pk,
-                ObservationRow.trial_index.in_(indices),
-            )
-            .order_by(ObservationRow.id)
-        ):
+        for obs in self._run(_SELECT_OBSERVATIONS, pk=pk, indices=indices):
             observations[obs.trial_index].append(
                 ObservationRecord(
                     arm_name=obs.arm_name,
