@@ -11,7 +11,7 @@ PROTO_FILES := $(wildcard protos/polytrial/v1/*.proto)
 GOOGLE_PROTOS = $(shell $(PY) -c "import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), '_proto'))")
 COMMON_PROTOS = $(shell $(PY) -c "import google.api.field_behavior_pb2 as m, os; print(os.path.dirname(os.path.dirname(os.path.dirname(m.__file__))))")
 
-.PHONY: setup bo bench-bo protos protos-check buf-lint buf-breaking lint typecheck test test-python postgres demo clean
+.PHONY: setup bo bench-bo bench-bo-full protos protos-check buf-lint buf-breaking lint typecheck test test-python postgres demo clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,15 @@ bo:
 
 ## bench-bo: install the peers (Optuna, Ax) and run the quick BO benchmark.
 bench-bo: setup
-	$(PIP) install -e '.[server,bo,bench]'
+	$(PIP) install -e '.[server,dev,bo,bench]'
 	$(PY) -m benchmarks.bo --profile quick
+
+## bench-bo-full: the full BO benchmark (10 seeds) in the background.
+bench-bo-full: setup
+	$(PIP) install -e '.[server,dev,bo,bench]'
+	mkdir -p .tmp
+	nohup $(PY) -m benchmarks.bo --profile full --json .tmp/bench-bo-full.json > .tmp/bench-bo-full.log 2>&1 &
+	@echo "running in the background; follow it with: tail -f .tmp/bench-bo-full.log"
 
 ## protos: regenerate the Python code (with .pyi stubs) from protos/.
 protos: setup
