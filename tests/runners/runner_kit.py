@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -239,3 +239,53 @@ REFERENCE = {"branin": (2, branin), "currin": (2, currin), "hartmann6": (6, hart
 def expected_value(metric: str, parameters: dict[str, float]) -> float:
     dims, function = REFERENCE[metric]
     return function([parameters[f"x{i}"] for i in range(1, dims + 1)])
+
+
+STEPS = 3  # intermediate observations per example job, at steps 0..2
+
+
+def learning_curve(metric: str, parameters: dict[str, float], step: int) -> float:
+    """The examples' intermediate value: f + (1 + |f|) / (step + 1)."""
+    final = expected_value(metric, parameters)
+    return final + (1.0 + abs(final)) / (step + 1)
+
+
+def assert_observations_are_real(
+    observations: Sequence[Any],
+    arms: dict[str, dict[str, float]],
+    metrics: Sequence[str],
+    *,
+    every_step: bool,
+) -> None:
+    """Final values equal the benchmark; intermediate ones follow the curve.
+
+    Args:
+        observations: `Observation` messages.
+        arms: Parameters by arm name.
+        metrics: The metrics every arm must have final data for.
+        every_step: Whether steps 0..STEPS-1 must all be present.
+    """
+    keys = [
+        (o.arm_name, o.metric_name, o.step if o.HasField("step") else None)
+        for o in observations
+    ]
+    assert len(keys) == len(set(keys)), f"duplicated observations: {keys}"
+    final = {
+        (o.arm_name, o.metric_name): o.mean
+        for o in observations
+        if not o.HasField("step")
+    }
+    want = {
+        (arm, m): expected_value(m, params)
+        for arm, params in arms.items()
+        for m in metrics
+    }
+    assert final == pytest.approx(want, rel=1e-12)
+
+    stepped = [o for o in observations if o.HasField("step")]
+    for o in stepped:
+        curve = learning_curve(o.metric_name, arms[o.arm_name], o.step)
+        assert o.mean == pytest.approx(curve, rel=1e-12), o
+    if every_step:
+        found = {(o.arm_name, o.metric_name, o.step) for o in stepped}
+        assert found == {(a, m, s) for a in arms for m in metrics for s in range(STEPS)}

@@ -27,7 +27,7 @@ from polytrial_testkit import (
     py_values,
     rpc_error,
 )
-from runner_kit import RunnerProcess, expected_value, wait_for
+from runner_kit import RunnerProcess, assert_observations_are_real, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 S = tpb
@@ -93,15 +93,9 @@ def refresh_until(api: Api, trial: tpb.Trial, status: int) -> tpb.Trial:
 
 
 def assert_data_is_real(trial: tpb.Trial, metrics: tuple[str, ...]) -> None:
-    """Every arm has one final observation per metric, equal to the benchmark."""
-    want = {
-        (arm.arm.name, metric): expected_value(metric, py_values(arm.arm.parameters))
-        for arm in trial.arms
-        for metric in metrics
-    }
-    got = {(o.arm_name, o.metric_name): o.mean for o in trial.observations}
-    assert len(trial.observations) == len(want)
-    assert got == pytest.approx(want, rel=1e-12)
+    """Final data equals the benchmark for every arm; intermediate data the curve."""
+    arms = {arm.arm.name: py_values(arm.arm.parameters) for arm in trial.arms}
+    assert_observations_are_real(trial.observations, arms, metrics, every_step=False)
 
 
 def test_single_arm_trial_is_deployed_and_completes_with_fetched_branin(
@@ -161,10 +155,10 @@ def test_two_objectives_from_runner_and_metric_service_are_merged(
     assert_data_is_real(completed, ("branin", "currin"))
 
 
-def test_stop_asks_the_runner_and_abandons_a_trial_without_data(
+def test_refresh_stores_intermediate_data_and_stop_keeps_it_as_early_stopped(
     polytrial_api: Api, runner: RunnerProcess
 ) -> None:
-    # A long job, so it is surely running when the stop arrives.
+    # A long job, so it is surely still running when the stop arrives.
     experiment_id = create(
         polytrial_api,
         runner,
@@ -176,22 +170,36 @@ def test_stop_asks_the_runner_and_abandons_a_trial_without_data(
     [candidate] = polytrial_api.suggest(experiment_id)
     deployed = deploy(polytrial_api, candidate)
 
+    def with_data() -> tpb.Trial | None:
+        found = polytrial_api.trials.RefreshTrial(
+            ts.RefreshTrialRequest(name=deployed.name), timeout=RPC_TIMEOUT_S
+        )
+        return found if found.observations else None
+
+    running = wait_for(with_data)
+    assert running.status == S.TRIAL_STATUS_RUNNING
+    assert all(o.HasField("step") for o in running.observations)
+    assert_data_is_real(running, ())
+
     stopped = polytrial_api.trials.StopTrial(
         ts.StopTrialRequest(name=deployed.name, reason="budget cut"),
         timeout=RPC_TIMEOUT_S,
     )
-    assert stopped.status == S.TRIAL_STATUS_ABANDONED
+    assert stopped.status == S.TRIAL_STATUS_EARLY_STOPPED
     assert stopped.status_reason == "budget cut"
+    assert list(stopped.observations)[: len(running.observations)] == list(
+        running.observations
+    )
     metadata = json_format.MessageToDict(stopped.run_metadata)
     assert metadata["stop_reason"] == "budget cut"
     assert metadata["name"] == deployed.deployed_name  # merged, not replaced
 
-    # The runner's job is stopped for good: a refresh finds nothing new.
+    # The runner's job is stopped for good: a refresh changes nothing.
     again = polytrial_api.trials.RefreshTrial(
         ts.RefreshTrialRequest(name=deployed.name), timeout=RPC_TIMEOUT_S
     )
-    assert again.status == S.TRIAL_STATUS_ABANDONED
-    assert list(again.observations) == []
+    assert again == stopped
+    assert len(runner.jobs_of(experiment_id)) == 1
 
 
 def test_run_retried_after_a_deadline_carries_the_same_key_and_starts_one_job(

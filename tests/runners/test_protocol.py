@@ -17,7 +17,7 @@ from google.protobuf import json_format
 from polytrial.v1 import runner_service_pb2 as pb
 from polytrial.v1 import runner_service_pb2_grpc as pb_grpc
 from polytrial.v1 import values_pb2
-from runner_kit import RunnerProcess, expected_value, wait_for
+from runner_kit import RunnerProcess, assert_observations_are_real, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 TIMEOUT_S = 10.0
@@ -105,15 +105,8 @@ def test_run_returns_at_once_and_fetch_gives_the_real_branin_value(
     assert poll_until_done(stub, trial) == pb.RUNNER_TRIAL_STATE_COMPLETED
 
     data = stub.FetchTrialData(pb.FetchTrialDataRequest(trial=trial), timeout=TIMEOUT_S)
-    [observation] = data.observations
-    assert (observation.arm_name, observation.metric_name) == (
-        trial.arms[0].name,
-        "branin",
-    )
-    assert observation.mean == pytest.approx(
-        expected_value("branin", params), rel=1e-12
-    )
-    assert not observation.HasField("step")
+    arms = {trial.arms[0].name: params}
+    assert_observations_are_real(data.observations, arms, ["branin"], every_step=True)
 
 
 def test_batch_trial_evaluates_hartmann6_for_every_arm(
@@ -130,12 +123,10 @@ def test_batch_trial_evaluates_hartmann6_for_every_arm(
         pb.FetchTrialDataRequest(trial=trial, metric_names=["hartmann6"]),
         timeout=TIMEOUT_S,
     )
-    got = {o.arm_name: o.mean for o in data.observations}
-    want = {
-        arm.name: expected_value("hartmann6", params)
-        for arm, params in zip(trial.arms, arms, strict=True)
-    }
-    assert got == pytest.approx(want, rel=1e-12)
+    by_arm = {arm.name: params for arm, params in zip(trial.arms, arms, strict=True)}
+    assert_observations_are_real(
+        data.observations, by_arm, ["hartmann6"], every_step=True
+    )
 
 
 def test_two_objective_trial_reports_branin_and_currin(
@@ -150,9 +141,11 @@ def test_two_objective_trial_reports_branin_and_currin(
     assert poll_until_done(stub, trial) == pb.RUNNER_TRIAL_STATE_COMPLETED
 
     data = stub.FetchTrialData(pb.FetchTrialDataRequest(trial=trial), timeout=TIMEOUT_S)
-    got = {o.metric_name: o.mean for o in data.observations}
-    assert got == pytest.approx(
-        {m: expected_value(m, params) for m in ("branin", "currin")}, rel=1e-12
+    assert_observations_are_real(
+        data.observations,
+        {trial.arms[0].name: params},
+        ["branin", "currin"],
+        every_step=True,
     )
 
 
@@ -186,7 +179,7 @@ def test_concurrent_repeats_of_a_slow_run_start_one_job(
     assert len(runner.jobs_with_key(key)) == 1
 
 
-def test_run_returns_while_the_job_runs_and_stop_ends_it_without_data(
+def test_run_returns_while_the_job_runs_and_stop_ends_it_before_final_data(
     stub: pb_grpc.RunnerServiceStub,
 ) -> None:
     # A long job, so it is surely running when the stop arrives.
@@ -207,7 +200,7 @@ def test_run_returns_while_the_job_runs_and_stop_ends_it_without_data(
     )
     assert state.state == pb.RUNNER_TRIAL_STATE_STOPPED
     data = stub.FetchTrialData(pb.FetchTrialDataRequest(trial=trial), timeout=TIMEOUT_S)
-    assert list(data.observations) == []
+    assert all(o.HasField("step") for o in data.observations)  # no final data
 
 
 def test_run_missing_a_needed_parameter_is_invalid_argument_and_starts_nothing(

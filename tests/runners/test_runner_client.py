@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import json_format
 from polytrial.runner import (
     Observation,
     Runner,
@@ -332,3 +333,38 @@ def test_refresh_of_a_running_job_renews_the_trials_time_to_live(
     refreshed = refresh(api, candidate)
     assert refreshed.status == tpb.TRIAL_STATUS_RUNNING
     assert refreshed.expire_time.ToDatetime() > deployed.expire_time.ToDatetime()
+
+
+def test_stop_of_a_trial_without_data_asks_the_runner_and_abandons_it(
+    api: Api, serve_runner: Any
+) -> None:
+    runner = ScriptedRunner()
+    candidate = runner_experiment(api, "stop-no-data", serve_runner(runner))
+    deploy(api, candidate)
+
+    stopped = api.trials.StopTrial(
+        ts.StopTrialRequest(name=candidate.name, reason="no longer needed"),
+        timeout=RPC_TIMEOUT_S,
+    )
+    assert stopped.status == tpb.TRIAL_STATUS_ABANDONED
+    assert stopped.status_reason == "no longer needed"
+    assert runner.stops == ["no longer needed"]
+    assert json_format.MessageToDict(stopped.run_metadata) == {
+        "name": "job-1",
+        "stopped": True,
+    }
+
+
+def test_stop_of_a_candidate_is_failed_precondition_and_calls_no_runner(
+    api: Api, serve_runner: Any
+) -> None:
+    runner = ScriptedRunner()
+    candidate = runner_experiment(api, "stop-candidate", serve_runner(runner))
+    with pytest.raises(grpc.RpcError) as caught:
+        api.trials.StopTrial(
+            ts.StopTrialRequest(name=candidate.name), timeout=RPC_TIMEOUT_S
+        )
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "CANDIDATE" in caught.value.details()
+    assert runner.stops == []
+    assert api.get_trial("stop-candidate", 0).status == tpb.TRIAL_STATUS_CANDIDATE

@@ -1,7 +1,9 @@
 """Example runner: background jobs that evaluate Branin, Currin and Hartmann6.
 
 Run returns at once; each job waits out its staging period (if any), "runs"
-for a few seconds, then evaluates every metric it knows for every arm. Every
+for a few seconds, reporting intermediate values at steps 0, 1 and 2 (a
+learning curve that approaches the final value), then evaluates every metric it
+knows for every arm. Every
 benchmark reads parameters x1..xd in [0, 1] (Branin is rescaled to its usual
 domain, as in BoTorch's Branin-Currin problem), so an experiment optimizes
 `branin`, `hartmann6`, or the two objectives `branin` and `currin`.
@@ -91,6 +93,16 @@ BENCHMARKS: dict[str, tuple[int, Callable[[Sequence[float]], float]]] = {
     "currin": (2, currin),
     "hartmann6": (6, hartmann6),
 }
+
+
+# Intermediate observations per job, at steps 0..STEPS-1.
+STEPS = 3
+
+
+def learning_curve(metric: str, x: Sequence[float], step: int) -> float:
+    """An intermediate value approaching the final f: f + (1 + |f|) / (step + 1)."""
+    final = BENCHMARKS[metric][1](x)
+    return final + (1.0 + abs(final)) / (step + 1)
 
 
 def _inputs(parameters: Mapping[str, Any], arm_name: str, metric: str) -> list[float]:
@@ -200,18 +212,30 @@ class BenchmarkRunner(Runner):
             if job.state not in (TrialState.STAGED, TrialState.RUNNING):
                 return
             job.state = TrialState.RUNNING
-        if job.stop_requested.wait(job.job_s):
-            return
 
-        # Evaluate every metric for every arm; noiseless, so the sem is 0.
-        results = [
+        # Intermediate data at the start of each of STEPS equal parts of the job.
+        for step in range(STEPS):
+            curve = [
+                Observation(arm, metric, learning_curve(metric, x, step), step=step)
+                for arm, by_metric in job.inputs.items()
+                for metric, x in by_metric.items()
+            ]
+            with self._lock:
+                if job.state is not TrialState.RUNNING:
+                    return
+                job.results.extend(curve)
+            if job.stop_requested.wait(job.job_s / STEPS):
+                return
+
+        # Final data: every metric for every arm; noiseless, so the sem is 0.
+        final = [
             Observation(arm, metric, BENCHMARKS[metric][1](x), sem=0.0)
             for arm, by_metric in job.inputs.items()
             for metric, x in by_metric.items()
         ]
         with self._lock:
             if job.state is TrialState.RUNNING:
-                job.results = results
+                job.results.extend(final)
                 job.state = TrialState.COMPLETED
 
 

@@ -3,11 +3,12 @@
  * on parameters x1..xd in [0, 1].
  *
  * Run returns at once; each job waits out its staging period (if any), runs
- * for a few seconds on a timer, then evaluates every metric it knows for every
- * arm. A parameter `run_delay_s` on the first arm delays Run's answer, to show
- * how the server treats a slow runner; a parameter `job_seconds` overrides how
- * long that trial's job runs. Each started job is printed as
- * `job started name=... key=...`.
+ * for a few seconds on timers reporting intermediate values at steps 0, 1 and
+ * 2 (a learning curve approaching the final value), then evaluates every
+ * metric it knows for every arm. A parameter `run_delay_s` on the first arm
+ * delays Run's answer, to show how the server treats a slow runner; a
+ * parameter `job_seconds` overrides how long that trial's job runs. Each
+ * started job is printed as `job started name=... key=...`.
  *
  *     node dist/runners/ts/examples/benchmark_runner.js --address 127.0.0.1:50063
  */
@@ -29,6 +30,15 @@ import {
   type TrialStatus,
 } from "../src/index";
 import { BENCHMARKS } from "./benchmarks";
+
+/** Intermediate observations per job, at steps 0..STEPS-1. */
+const STEPS = 3;
+
+/** An intermediate value that approaches the final one: f + (1 + |f|) / (step + 1). */
+function learningCurve(metric: string, x: readonly number[], step: number): number {
+  const final = BENCHMARKS[metric].evaluate(x);
+  return final + (1 + Math.abs(final)) / (step + 1);
+}
 
 /** One trial's background job and what it produced. */
 interface Job {
@@ -117,11 +127,25 @@ export class BenchmarkRunner implements Runner {
 
   private startRunning(job: Job): void {
     job.state = "RUNNING";
-    job.timer = setTimeout(() => this.complete(job), job.jobMs);
+    this.recordStep(job, 0);
+  }
+
+  /** Intermediate data at the start of each of STEPS equal parts of the job. */
+  private recordStep(job: Job, step: number): void {
+    if (step === STEPS) {
+      this.complete(job);
+      return;
+    }
+    for (const [arm, byMetric] of job.inputs) {
+      for (const [metric, x] of byMetric) {
+        job.results.push({ armName: arm, metricName: metric, mean: learningCurve(metric, x, step), step });
+      }
+    }
+    job.timer = setTimeout(() => this.recordStep(job, step + 1), job.jobMs / STEPS);
   }
 
   private complete(job: Job): void {
-    // Evaluate every metric for every arm; noiseless, so the sem is 0.
+    // Final data: every metric for every arm; noiseless, so the sem is 0.
     for (const [arm, byMetric] of job.inputs) {
       for (const [metric, x] of byMetric) {
         job.results.push({ armName: arm, metricName: metric, mean: BENCHMARKS[metric].evaluate(x), sem: 0 });

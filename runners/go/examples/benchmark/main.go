@@ -2,8 +2,9 @@
 // Branin, Currin and Hartmann6 on parameters x1..xd in [0, 1].
 //
 // Run returns at once; each job waits out its staging period (two seconds by
-// default: this example needs staging), runs for a few seconds, then
-// evaluates every metric it knows for every arm. A parameter run_delay_s on
+// default: this example needs staging), runs for a few seconds reporting
+// intermediate values at steps 0, 1 and 2 (a learning curve approaching the
+// final value), then evaluates every metric it knows for every arm. A parameter run_delay_s on
 // the first arm delays Run's answer, to show how the server treats a slow
 // runner; a parameter job_seconds overrides how long that trial's job runs.
 // Each started job is printed as "job started name=... key=...".
@@ -16,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -161,26 +163,54 @@ func (r *benchmarkRunner) work(j *job) {
 	}
 	j.state = runner.Running
 	r.mu.Unlock()
-	select {
-	case <-j.stop:
-		return
-	case <-time.After(j.duration):
+
+	// Intermediate data at the start of each of steps equal parts of the job.
+	for step := range steps {
+		var curve []runner.Observation
+		for arm, byMetric := range j.inputs {
+			for metric, x := range byMetric {
+				k := int64(step)
+				curve = append(curve, runner.Observation{ArmName: arm, MetricName: metric, Mean: learningCurve(metric, x, step), Step: &k})
+			}
+		}
+		r.mu.Lock()
+		if j.state != runner.Running {
+			r.mu.Unlock()
+			return
+		}
+		j.results = append(j.results, curve...)
+		r.mu.Unlock()
+		select {
+		case <-j.stop:
+			return
+		case <-time.After(j.duration / steps):
+		}
 	}
 
-	// Evaluate every metric for every arm; noiseless, so the SEM is 0.
-	var results []runner.Observation
+	// Final data: every metric for every arm; noiseless, so the SEM is 0.
+	var final []runner.Observation
 	for arm, byMetric := range j.inputs {
 		for metric, x := range byMetric {
 			sem := 0.0
-			results = append(results, runner.Observation{ArmName: arm, MetricName: metric, Mean: benchmarks[metric].eval(x), SEM: &sem})
+			final = append(final, runner.Observation{ArmName: arm, MetricName: metric, Mean: benchmarks[metric].eval(x), SEM: &sem})
 		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if j.state == runner.Running {
-		j.results = results
+		j.results = append(j.results, final...)
 		j.state = runner.Completed
 	}
+}
+
+// steps is the number of intermediate observations per job, at steps 0..2.
+const steps = 3
+
+// learningCurve is an intermediate value that approaches the final one:
+// f + (1 + |f|) / (step + 1).
+func learningCurve(metric string, x []float64, step int) float64 {
+	final := benchmarks[metric].eval(x)
+	return final + (1+math.Abs(final))/float64(step+1)
 }
 
 // armInputs returns x1..xd of arm for metric, or InvalidArgument naming the gap.
