@@ -17,7 +17,8 @@ from polytrial.server.app import create_server
 from polytrial_testkit import Api, connect
 from runner_kit import LANGUAGES, RunnerProcess, start_runner
 
-# Short jobs keep the suite fast; conftest of a module may override these.
+# Short jobs keep the suite fast; a trial that needs a longer one sets the
+# examples' `job_seconds` parameter.
 JOB_S = 0.6
 
 
