@@ -184,7 +184,7 @@ def test_missing_optional_method_is_reported_as_unimplemented(
     assert caught.value.attempts == 1
 
 
-# Through the server ----------------------------------------------------------
+# Through the server, on SQLite and on PostgreSQL ------------------------------
 
 
 def runner_experiment(api: Api, experiment_id: str, address: str) -> tpb.Trial:
@@ -209,8 +209,9 @@ def refresh(api: Api, trial: tpb.Trial) -> tpb.Trial:
 
 
 def test_oversized_run_metadata_fails_the_trial_and_stops_the_job(
-    api: Api, serve_runner: Any
+    any_api: Api, serve_runner: Any
 ) -> None:
+    api = any_api
     runner = ScriptedRunner(
         metadata={"name": "big", "blob": "x" * MAX_RUN_METADATA_BYTES}
     )
@@ -224,8 +225,9 @@ def test_oversized_run_metadata_fails_the_trial_and_stops_the_job(
 
 
 def test_runner_without_poll_and_fetch_leaves_the_trial_running_for_its_client(
-    api: Api, serve_runner: Any
+    any_api: Api, serve_runner: Any
 ) -> None:
+    api = any_api
     candidate = runner_experiment(api, "no-optional", serve_runner(ScriptedRunner()))
     running = deploy(api, candidate)
     assert running.status == tpb.TRIAL_STATUS_RUNNING
@@ -237,8 +239,9 @@ def test_runner_without_poll_and_fetch_leaves_the_trial_running_for_its_client(
 
 
 def test_job_that_fails_on_the_runner_fails_the_trial_with_its_reason(
-    api: Api, serve_runner: Any
+    any_api: Api, serve_runner: Any
 ) -> None:
+    api = any_api
     runner = ScriptedRunner(polled=TrialStatus(TrialState.FAILED, "out of memory"))
     candidate = runner_experiment(api, "job-fails", serve_runner(runner))
     deploy(api, candidate)
@@ -249,8 +252,9 @@ def test_job_that_fails_on_the_runner_fails_the_trial_with_its_reason(
 
 
 def test_fetched_data_of_unknown_metrics_and_arms_is_dropped_and_the_rest_kept(
-    api: Api, serve_runner: Any
+    any_api: Api, serve_runner: Any
 ) -> None:
+    api = any_api
     runner = ScriptedRunner(
         polled=TrialStatus(TrialState.COMPLETED),
         data=[
@@ -272,8 +276,9 @@ def test_fetched_data_of_unknown_metrics_and_arms_is_dropped_and_the_rest_kept(
 
 
 def test_completed_job_without_objective_data_stays_running(
-    api: Api, serve_runner: Any
+    any_api: Api, serve_runner: Any
 ) -> None:
+    api = any_api
     runner = ScriptedRunner(
         polled=TrialStatus(TrialState.COMPLETED),
         data=[Observation("0_0", "loss", 0.5, step=3)],
@@ -287,8 +292,9 @@ def test_completed_job_without_objective_data_stays_running(
 
 
 def test_deploying_a_trial_that_is_not_candidate_is_failed_precondition(
-    api: Api, serve_runner: Any
+    any_api: Api, serve_runner: Any
 ) -> None:
+    api = any_api
     candidate = runner_experiment(api, "not-candidate", serve_runner(ScriptedRunner()))
     api.trials.AbandonTrial(
         ts.AbandonTrialRequest(name=candidate.name), timeout=RPC_TIMEOUT_S
@@ -300,8 +306,9 @@ def test_deploying_a_trial_that_is_not_candidate_is_failed_precondition(
 
 
 def test_runner_override_without_address_is_invalid_argument_and_stores_nothing(
-    api: Api, serve_runner: Any
+    any_api: Api, serve_runner: Any
 ) -> None:
+    api = any_api
     candidate = runner_experiment(api, "bad-override", serve_runner(ScriptedRunner()))
     with pytest.raises(grpc.RpcError) as caught:
         api.trials.DeployTrial(
@@ -319,8 +326,9 @@ def test_runner_override_without_address_is_invalid_argument_and_stores_nothing(
 
 
 def test_refresh_of_a_running_job_renews_the_trials_time_to_live(
-    api: Api, serve_runner: Any
+    any_api: Api, serve_runner: Any
 ) -> None:
+    api = any_api
     runner = ScriptedRunner(polled=TrialStatus(TrialState.RUNNING))
     message = experiment("ttl-renewed", objectives=[("loss", True)])
     message.runner.address = serve_runner(runner)
@@ -336,8 +344,9 @@ def test_refresh_of_a_running_job_renews_the_trials_time_to_live(
 
 
 def test_stop_of_a_trial_without_data_asks_the_runner_and_abandons_it(
-    api: Api, serve_runner: Any
+    any_api: Api, serve_runner: Any
 ) -> None:
+    api = any_api
     runner = ScriptedRunner()
     candidate = runner_experiment(api, "stop-no-data", serve_runner(runner))
     deploy(api, candidate)
@@ -356,8 +365,9 @@ def test_stop_of_a_trial_without_data_asks_the_runner_and_abandons_it(
 
 
 def test_stop_of_a_candidate_is_failed_precondition_and_calls_no_runner(
-    api: Api, serve_runner: Any
+    any_api: Api, serve_runner: Any
 ) -> None:
+    api = any_api
     runner = ScriptedRunner()
     candidate = runner_experiment(api, "stop-candidate", serve_runner(runner))
     with pytest.raises(grpc.RpcError) as caught:
