@@ -54,8 +54,10 @@ class ScriptedRunner(Runner):
         refuse: str = "",
         polled: TrialStatus | None = None,
         data: Sequence[Observation] = (),
+        delay_s: float = 0.0,
     ) -> None:
         self.failures = failures
+        self.delay_s = delay_s
         self.metadata = dict(metadata or {"name": "job-1"})
         self.refuse = refuse
         self.polled = polled
@@ -71,6 +73,7 @@ class ScriptedRunner(Runner):
                 raise Unavailable("cluster scheduler restarting")
         if self.refuse:
             raise TrialRefused(self.refuse)
+        time.sleep(self.delay_s)
         return self.metadata
 
     def poll(self, trial: Trial) -> TrialStatus:
@@ -378,3 +381,23 @@ def test_stop_of_a_candidate_is_failed_precondition_and_calls_no_runner(
     assert "CANDIDATE" in caught.value.details()
     assert runner.stops == []
     assert api.get_trial("stop-candidate", 0).status == tpb.TRIAL_STATUS_CANDIDATE
+
+
+def test_concurrent_deploys_of_one_trial_start_one_job_and_agree(
+    any_api: Api, serve_runner: Any
+) -> None:
+    runner = ScriptedRunner(delay_s=0.3)
+    candidate = runner_experiment(any_api, "concurrent", serve_runner(runner))
+    results: list[tpb.Trial] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(deploy(any_api, candidate)))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert [r.status for r in results] == [tpb.TRIAL_STATUS_RUNNING] * 2
+    assert results[0].run_metadata == results[1].run_metadata
+    assert len(runner.keys) == 1
