@@ -82,6 +82,7 @@ class ScriptedRunner(Runner):
         return self.polled
 
     def stop(self, trial: Trial, reason: str) -> Mapping[str, Any] | None:
+        assert trial.run_metadata.get("name") == self.metadata["name"]
         self.stops.append(reason)
         return {"stopped": True}
 

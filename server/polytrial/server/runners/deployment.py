@@ -153,6 +153,11 @@ class Deployments:
             response = self.client.run(target, attempt.message, attempt.key)
         except RunnerCallError as error:
             return self._store_failure(experiment_id, trial_index, error)
+        # A stop of the job must carry its metadata, or a stateless runner
+        # cannot find it.
+        started = pb.RunnerTrial()
+        started.CopyFrom(attempt.message)
+        started.run_metadata.CopyFrom(response.run_metadata)
         size = response.run_metadata.ByteSize()
         if size > MAX_RUN_METADATA_BYTES:
             reason = (
@@ -160,7 +165,7 @@ class Deployments:
                 f"over the limit of {MAX_RUN_METADATA_BYTES} bytes; the job was "
                 "asked to stop"
             )
-            self._stop_quietly(target, attempt.message, reason)
+            self._stop_quietly(target, started, reason)
             return self._store_refusal(experiment_id, trial_index, reason)
 
         # Step 3: store the metadata and the new status.
@@ -175,7 +180,7 @@ class Deployments:
             logger.warning(
                 "%s; asking runner %s to stop the job", reason, target.address
             )
-            self._stop_quietly(target, attempt.message, reason)
+            self._stop_quietly(target, started, reason)
             return trial
         logger.info(
             "%s deployed as %r, now %s", label, trial.deployed_name, trial.status.name
