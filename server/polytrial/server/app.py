@@ -111,6 +111,7 @@ def create_server(
     *,
     max_workers: int = 16,
     sweep_interval_s: float = DEFAULT_SWEEP_INTERVAL_S,
+    sqlite_synchronous: str = "NORMAL",
 ) -> tuple[PolytrialServer, int]:
     """Builds a server on `db_url`, migrates the database and binds `address`.
 
@@ -121,6 +122,8 @@ def create_server(
         max_workers: Threads handling calls.
         sweep_interval_s: Seconds between sweeps for lost trials; 0 turns
             the periodic sweep off (reads and suggestions still fail them).
+        sqlite_synchronous: SQLite's sync level, "NORMAL" or "FULL" (see
+            `polytrial.server.storage.database`).
 
     Returns:
         The server (not started) and the port it bound.
@@ -128,7 +131,7 @@ def create_server(
     Raises:
         RuntimeError: the address could not be bound.
     """
-    db = Database(db_url, pool_size=max_workers)
+    db = Database(db_url, pool_size=max_workers, sqlite_synchronous=sqlite_synchronous)
     db.migrate()
 
     grpc_server = grpc.server(

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import signal
+import subprocess
+import sys
 import threading
 from types import FrameType
 
@@ -48,6 +50,19 @@ def serve(
     grace_s: float = typer.Option(
         5.0, "--grace-s", help="Seconds running calls get to finish on shutdown."
     ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        help="Server processes sharing the address (SO_REUSEPORT), each a "
+        "replica on the same database; more than one uses more than one core.",
+    ),
+    sqlite_synchronous: str = typer.Option(
+        "NORMAL",
+        "--sqlite-synchronous",
+        help="NORMAL: an acknowledged write survives a killed process. FULL: "
+        "also a power loss, at one fsync per commit.",
+    ),
 ) -> None:
     """Runs the Polytrial server until SIGINT or SIGTERM."""
     level = logging.getLevelName(log_level.upper())
@@ -60,7 +75,38 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
-    server, _port = create_server(db, address)
+    if sqlite_synchronous.upper() not in ("NORMAL", "FULL"):
+        raise typer.BadParameter(
+            "must be NORMAL or FULL", param_hint="--sqlite-synchronous"
+        )
+    server, port = create_server(
+        db, address, sqlite_synchronous=sqlite_synchronous.upper()
+    )
+    # More workers: the same command on the port this one bound. Each is a
+    # full replica (its own pool and lost-trial sweep) and the kernel spreads
+    # client connections over them.
+    host = address.rsplit(":", 1)[0]
+    children = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "polytrial.server.cli",
+                "serve",
+                "--db",
+                db,
+                "--address",
+                f"{host}:{port}",
+                "--log-level",
+                log_level,
+                "--grace-s",
+                str(grace_s),
+                "--sqlite-synchronous",
+                sqlite_synchronous,
+            ]
+        )
+        for _ in range(workers - 1)
+    ]
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -71,7 +117,11 @@ def serve(
     signal.signal(signal.SIGTERM, on_signal)
     server.start()
     stopping.wait()
+    for child in children:
+        child.send_signal(signal.SIGTERM)
     server.stop(grace_s)
+    for child in children:
+        child.wait()
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -139,6 +140,7 @@ class Database:
         self.url = normalize_url(db_url)
         backend = make_url(self.url).get_backend_name()
         self.backend = backend
+        self._sqlite_writer = threading.Lock() if backend == "sqlite" else None
         if backend == "sqlite":
             self.engine = _sqlite_engine(
                 self.url, sqlite_busy_timeout_ms, sqlite_synchronous.upper()
@@ -217,6 +219,15 @@ class Database:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _run_once(self, work: Callable[[Repository], T], *, write: bool) -> T:
+        if write and self._sqlite_writer is not None:
+            # SQLite admits one writer per file. Threads of this process
+            # queue here, in order, instead of polling the file lock through
+            # SQLite's busy handler, which sleeps for milliseconds at a time.
+            with self._sqlite_writer:
+                return self._run_session(work, write=write)
+        return self._run_session(work, write=write)
+
+    def _run_session(self, work: Callable[[Repository], T], *, write: bool) -> T:
         token = _WRITING.set(write)
         session = Session(self.engine, expire_on_commit=False)
         try:
