@@ -9,6 +9,7 @@ from polytrial.server.service.config import MAX_PARAMETERS
 from polytrial.server.service.trials import (
     MAX_ARMS_PER_TRIAL,
     MAX_PAGE_SIZE,
+    MAX_REQUEST_ID_LENGTH,
     MAX_SUGGEST_COUNT,
 )
 from polytrial.v1 import experiment_service_pb2 as es
@@ -105,3 +106,16 @@ def test_request_larger_than_the_message_limit_is_resource_exhausted(
 
     assert "larger than max" in (error.details() or "").lower()
     assert experiment_ids(api) == []
+
+
+def test_request_id_longer_than_the_limit_is_invalid_argument(any_api: Api) -> None:
+    any_api.create(experiment("lim"))
+    before = snapshot(any_api, "lim")
+    long_id = "r" * (MAX_REQUEST_ID_LENGTH + 1)
+
+    error = rpc_error(INVALID, lambda: any_api.suggest("lim", request_id=long_id))
+
+    assert violated_fields(error) == ["request_id"]
+    assert snapshot(any_api, "lim") == before
+    # The longest allowed id works on every backend.
+    any_api.suggest("lim", request_id="r" * MAX_REQUEST_ID_LENGTH)

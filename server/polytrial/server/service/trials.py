@@ -63,6 +63,7 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MAX_SUGGEST_COUNT = 100
 MAX_ARMS_PER_TRIAL = 100
+MAX_REQUEST_ID_LENGTH = 255
 MANUAL_GENERATOR = "manual"
 
 
@@ -80,6 +81,16 @@ def _now() -> datetime:
 
 def _why(trial: TrialRecord) -> str:
     return f" ({trial.status_reason})" if trial.status_reason else ""
+
+
+def _check_request_id(request_id: str) -> None:
+    if len(request_id) > MAX_REQUEST_ID_LENGTH:
+        raise InvalidArgument(
+            f"request_id has at most {MAX_REQUEST_ID_LENGTH} characters, got "
+            f"{len(request_id)}",
+            field="request_id",
+            reason="LIMIT_EXCEEDED",
+        )
 
 
 def _fingerprint(method: str, request: object) -> str:
@@ -267,6 +278,7 @@ class Trials:
             )
         count = count or 1
         _check_ttl(ttl_s)
+        _check_request_id(request_id)
         method = "SuggestTrials"
         fingerprint = _fingerprint(
             method,
@@ -378,6 +390,7 @@ class Trials:
             weights.append(arm.weight or 1.0)
         _check_ttl(ttl_s)
         is_batch = batch or len(arms) > 1
+        _check_request_id(request_id)
         method = "AttachTrial"
         fingerprint = _fingerprint(
             method,
@@ -458,6 +471,7 @@ class Trials:
                 its time-to-live ran out (FAILED_PRECONDITION; the value is
                 not stored).
         """
+        _check_request_id(request_id)
         method = "CompleteTrial"
         fingerprint = _fingerprint(
             method,
