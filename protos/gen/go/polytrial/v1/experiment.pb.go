@@ -403,7 +403,8 @@ func (x *Experiment) GetMetricSources() []*MetricSource {
 // The space of parameterizations an experiment explores.
 type SearchSpace struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The parameters; names are unique.
+	// The parameters; names are unique. At most 256; more is INVALID_ARGUMENT
+	// (reason LIMIT_EXCEEDED).
 	Parameters []*Parameter `protobuf:"bytes,1,rep,name=parameters,proto3" json:"parameters,omitempty"`
 	// Constraints every suggested arm satisfies.
 	ParameterConstraints []*ParameterConstraint `protobuf:"bytes,2,rep,name=parameter_constraints,json=parameterConstraints,proto3" json:"parameter_constraints,omitempty"`

@@ -32,6 +32,9 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // Creates, reads, changes and deletes experiments.
+//
+// Every Polytrial service reads requests of at most 4 MiB; a larger one is
+// RESOURCE_EXHAUSTED before it is looked at.
 type ExperimentServiceClient interface {
 	// Returns one experiment. NOT_FOUND when it does not exist.
 	GetExperiment(ctx context.Context, in *GetExperimentRequest, opts ...grpc.CallOption) (*Experiment, error)
@@ -109,6 +112,9 @@ func (c *experimentServiceClient) DeleteExperiment(ctx context.Context, in *Dele
 // for forward compatibility.
 //
 // Creates, reads, changes and deletes experiments.
+//
+// Every Polytrial service reads requests of at most 4 MiB; a larger one is
+// RESOURCE_EXHAUSTED before it is looked at.
 type ExperimentServiceServer interface {
 	// Returns one experiment. NOT_FOUND when it does not exist.
 	GetExperiment(context.Context, *GetExperimentRequest) (*Experiment, error)

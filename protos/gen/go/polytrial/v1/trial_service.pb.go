@@ -203,14 +203,18 @@ type SuggestTrialsRequest struct {
 	// `experiments/{experiment_id}`.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// Number of single-arm trials (or arms of the batch trial). 0 means 1; at
-	// most 100.
+	// most 100; more is INVALID_ARGUMENT.
 	Count int32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
 	// Make one batch trial of `count` arms instead of `count` trials.
 	Batch bool `protobuf:"varint,3,opt,name=batch,proto3" json:"batch,omitempty"`
 	// Parameters held at the given values in every suggested arm. Each name and
 	// value must be valid for the search space.
 	PinnedParameters map[string]*ParameterValue `protobuf:"bytes,4,rep,name=pinned_parameters,json=pinnedParameters,proto3" json:"pinned_parameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Idempotency key: a repeat with the same id returns the first result.
+	// Idempotency key, at most 255 characters, scoped to the experiment and the
+	// method. A repeat with the same id and the same request returns the first
+	// result, and a repeat that arrives while the first call is still running
+	// (on any replica) waits for it. The same id with a different request is
+	// INVALID_ARGUMENT (reason REQUEST_ID_REUSED). Empty: no idempotency.
 	RequestId string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Time-to-live of the suggested trials in seconds, renewed by
 	// HeartbeatTrial; a RUNNING trial whose time runs out is FAILED as lost.
@@ -398,11 +402,12 @@ type AttachTrialRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// `experiments/{experiment_id}`.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// The arms; one for a single-arm trial.
+	// The arms; one for a single-arm trial. At most 100; more is
+	// INVALID_ARGUMENT (reason LIMIT_EXCEEDED).
 	Arms []*ArmInput `protobuf:"bytes,2,rep,name=arms,proto3" json:"arms,omitempty"`
 	// Make a batch trial even with one arm. Several arms always make one.
 	Batch bool `protobuf:"varint,3,opt,name=batch,proto3" json:"batch,omitempty"`
-	// Idempotency key: a repeat with the same id returns the first result.
+	// Idempotency key, as in SuggestTrialsRequest.
 	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Time-to-live in seconds, as in SuggestTrialsRequest.
 	TtlS          float64 `protobuf:"fixed64,5,opt,name=ttl_s,json=ttlS,proto3" json:"ttl_s,omitempty"`
@@ -484,7 +489,8 @@ type CompleteTrialRequest struct {
 	// CompleteTrial); metrics the experiment does not name, non-finite means and
 	// negative standard errors are INVALID_ARGUMENT.
 	Observations []*Observation `protobuf:"bytes,2,rep,name=observations,proto3" json:"observations,omitempty"`
-	// Idempotency key: a repeat with the same id returns the first result.
+	// Idempotency key, as in SuggestTrialsRequest; the trial is part of the
+	// request, so one id completes one trial.
 	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

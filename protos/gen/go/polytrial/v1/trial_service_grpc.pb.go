@@ -41,6 +41,13 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // Suggests, records and moves trials through their lifecycle.
+//
+// Requests of at most 4 MiB are read; a larger one is RESOURCE_EXHAUSTED.
+// SuggestTrials, AttachTrial and CompleteTrial take a `request_id` so that a
+// client can retry them safely, on any replica (see SuggestTrialsRequest).
+// A RUNNING trial with a time-to-live that no heartbeat renewed is FAILED
+// with a status_reason starting "lost"; calls on it then answer
+// FAILED_PRECONDITION (reason TRIAL_LOST) and store nothing.
 type TrialServiceClient interface {
 	// Returns one trial. NOT_FOUND when it or its experiment does not exist.
 	GetTrial(ctx context.Context, in *GetTrialRequest, opts ...grpc.CallOption) (*Trial, error)
@@ -245,6 +252,13 @@ func (c *trialServiceClient) RefreshTrial(ctx context.Context, in *RefreshTrialR
 // for forward compatibility.
 //
 // Suggests, records and moves trials through their lifecycle.
+//
+// Requests of at most 4 MiB are read; a larger one is RESOURCE_EXHAUSTED.
+// SuggestTrials, AttachTrial and CompleteTrial take a `request_id` so that a
+// client can retry them safely, on any replica (see SuggestTrialsRequest).
+// A RUNNING trial with a time-to-live that no heartbeat renewed is FAILED
+// with a status_reason starting "lost"; calls on it then answer
+// FAILED_PRECONDITION (reason TRIAL_LOST) and store nothing.
 type TrialServiceServer interface {
 	// Returns one trial. NOT_FOUND when it or its experiment does not exist.
 	GetTrial(context.Context, *GetTrialRequest) (*Trial, error)

@@ -253,7 +253,9 @@ class SearchSpace(_message.Message):
     PARAMETER_CONSTRAINTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def parameters(self) -> _containers.RepeatedCompositeFieldContainer[Global___Parameter]:
-        """The parameters; names are unique."""
+        """The parameters; names are unique. At most 256; more is INVALID_ARGUMENT
+        (reason LIMIT_EXCEEDED).
+        """
 
     @_builtins.property
     def parameter_constraints(self) -> _containers.RepeatedCompositeFieldContainer[Global___ParameterConstraint]:

@@ -29,6 +29,9 @@ if _version_not_supported:
 
 class ExperimentServiceStub:
     """Creates, reads, changes and deletes experiments.
+
+    Every Polytrial service reads requests of at most 4 MiB; a larger one is
+    RESOURCE_EXHAUSTED before it is looked at.
     """
 
     def __init__(self, channel):
@@ -66,6 +69,9 @@ class ExperimentServiceStub:
 
 class ExperimentServiceServicer:
     """Creates, reads, changes and deletes experiments.
+
+    Every Polytrial service reads requests of at most 4 MiB; a larger one is
+    RESOURCE_EXHAUSTED before it is looked at.
     """
 
     def GetExperiment(self, request, context):
@@ -142,6 +148,9 @@ def add_ExperimentServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ExperimentService:
     """Creates, reads, changes and deletes experiments.
+
+    Every Polytrial service reads requests of at most 4 MiB; a larger one is
+    RESOURCE_EXHAUSTED before it is looked at.
     """
 
     @staticmethod

@@ -29,7 +29,11 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ExperimentServiceStub:
-    """Creates, reads, changes and deletes experiments."""
+    """Creates, reads, changes and deletes experiments.
+
+    Every Polytrial service reads requests of at most 4 MiB; a larger one is
+    RESOURCE_EXHAUSTED before it is looked at.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -50,7 +54,11 @@ class ExperimentServiceStub:
 
 @_typing.type_check_only
 class ExperimentServiceAsyncStub(ExperimentServiceStub):
-    """Creates, reads, changes and deletes experiments."""
+    """Creates, reads, changes and deletes experiments.
+
+    Every Polytrial service reads requests of at most 4 MiB; a larger one is
+    RESOURCE_EXHAUSTED before it is looked at.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetExperiment: _aio.UnaryUnaryMultiCallable[_experiment_service_pb2.GetExperimentRequest, _experiment_pb2.Experiment]  # type: ignore[assignment]
@@ -67,7 +75,11 @@ class ExperimentServiceAsyncStub(ExperimentServiceStub):
     """Deletes an experiment with its trials and data."""
 
 class ExperimentServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Creates, reads, changes and deletes experiments."""
+    """Creates, reads, changes and deletes experiments.
+
+    Every Polytrial service reads requests of at most 4 MiB; a larger one is
+    RESOURCE_EXHAUSTED before it is looked at.
+    """
 
     @_abc_1.abstractmethod
     def GetExperiment(

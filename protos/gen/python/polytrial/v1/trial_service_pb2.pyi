@@ -146,12 +146,17 @@ class SuggestTrialsRequest(_message.Message):
     """`experiments/{experiment_id}`."""
     count: _builtins.int
     """Number of single-arm trials (or arms of the batch trial). 0 means 1; at
-    most 100.
+    most 100; more is INVALID_ARGUMENT.
     """
     batch: _builtins.bool
     """Make one batch trial of `count` arms instead of `count` trials."""
     request_id: _builtins.str
-    """Idempotency key: a repeat with the same id returns the first result."""
+    """Idempotency key, at most 255 characters, scoped to the experiment and the
+    method. A repeat with the same id and the same request returns the first
+    result, and a repeat that arrives while the first call is still running
+    (on any replica) waits for it. The same id with a different request is
+    INVALID_ARGUMENT (reason REQUEST_ID_REUSED). Empty: no idempotency.
+    """
     ttl_s: _builtins.float
     """Time-to-live of the suggested trials in seconds, renewed by
     HeartbeatTrial; a RUNNING trial whose time runs out is FAILED as lost.
@@ -270,12 +275,14 @@ class AttachTrialRequest(_message.Message):
     batch: _builtins.bool
     """Make a batch trial even with one arm. Several arms always make one."""
     request_id: _builtins.str
-    """Idempotency key: a repeat with the same id returns the first result."""
+    """Idempotency key, as in SuggestTrialsRequest."""
     ttl_s: _builtins.float
     """Time-to-live in seconds, as in SuggestTrialsRequest."""
     @_builtins.property
     def arms(self) -> _containers.RepeatedCompositeFieldContainer[Global___ArmInput]:
-        """The arms; one for a single-arm trial."""
+        """The arms; one for a single-arm trial. At most 100; more is
+        INVALID_ARGUMENT (reason LIMIT_EXCEEDED).
+        """
 
     def __init__(
         self,
@@ -306,7 +313,9 @@ class CompleteTrialRequest(_message.Message):
     name: _builtins.str
     """`experiments/{experiment_id}/trials/{trial_index}`."""
     request_id: _builtins.str
-    """Idempotency key: a repeat with the same id returns the first result."""
+    """Idempotency key, as in SuggestTrialsRequest; the trial is part of the
+    request, so one id completes one trial.
+    """
     @_builtins.property
     def observations(self) -> _containers.RepeatedCompositeFieldContainer[_values_pb2.Observation]:
         """Final observations. Every objective of every arm is required (see

@@ -28,6 +28,13 @@ if _version_not_supported:
 
 class TrialServiceStub:
     """Suggests, records and moves trials through their lifecycle.
+
+    Requests of at most 4 MiB are read; a larger one is RESOURCE_EXHAUSTED.
+    SuggestTrials, AttachTrial and CompleteTrial take a `request_id` so that a
+    client can retry them safely, on any replica (see SuggestTrialsRequest).
+    A RUNNING trial with a time-to-live that no heartbeat renewed is FAILED
+    with a status_reason starting "lost"; calls on it then answer
+    FAILED_PRECONDITION (reason TRIAL_LOST) and store nothing.
     """
 
     def __init__(self, channel):
@@ -115,6 +122,13 @@ class TrialServiceStub:
 
 class TrialServiceServicer:
     """Suggests, records and moves trials through their lifecycle.
+
+    Requests of at most 4 MiB are read; a larger one is RESOURCE_EXHAUSTED.
+    SuggestTrials, AttachTrial and CompleteTrial take a `request_id` so that a
+    client can retry them safely, on any replica (see SuggestTrialsRequest).
+    A RUNNING trial with a time-to-live that no heartbeat renewed is FAILED
+    with a status_reason starting "lost"; calls on it then answer
+    FAILED_PRECONDITION (reason TRIAL_LOST) and store nothing.
     """
 
     def GetTrial(self, request, context):
@@ -318,6 +332,13 @@ def add_TrialServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class TrialService:
     """Suggests, records and moves trials through their lifecycle.
+
+    Requests of at most 4 MiB are read; a larger one is RESOURCE_EXHAUSTED.
+    SuggestTrials, AttachTrial and CompleteTrial take a `request_id` so that a
+    client can retry them safely, on any replica (see SuggestTrialsRequest).
+    A RUNNING trial with a time-to-live that no heartbeat renewed is FAILED
+    with a status_reason starting "lost"; calls on it then answer
+    FAILED_PRECONDITION (reason TRIAL_LOST) and store nothing.
     """
 
     @staticmethod

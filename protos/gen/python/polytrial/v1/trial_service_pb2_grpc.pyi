@@ -28,7 +28,15 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class TrialServiceStub:
-    """Suggests, records and moves trials through their lifecycle."""
+    """Suggests, records and moves trials through their lifecycle.
+
+    Requests of at most 4 MiB are read; a larger one is RESOURCE_EXHAUSTED.
+    SuggestTrials, AttachTrial and CompleteTrial take a `request_id` so that a
+    client can retry them safely, on any replica (see SuggestTrialsRequest).
+    A RUNNING trial with a time-to-live that no heartbeat renewed is FAILED
+    with a status_reason starting "lost"; calls on it then answer
+    FAILED_PRECONDITION (reason TRIAL_LOST) and store nothing.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -79,7 +87,15 @@ class TrialServiceStub:
 
 @_typing.type_check_only
 class TrialServiceAsyncStub(TrialServiceStub):
-    """Suggests, records and moves trials through their lifecycle."""
+    """Suggests, records and moves trials through their lifecycle.
+
+    Requests of at most 4 MiB are read; a larger one is RESOURCE_EXHAUSTED.
+    SuggestTrials, AttachTrial and CompleteTrial take a `request_id` so that a
+    client can retry them safely, on any replica (see SuggestTrialsRequest).
+    A RUNNING trial with a time-to-live that no heartbeat renewed is FAILED
+    with a status_reason starting "lost"; calls on it then answer
+    FAILED_PRECONDITION (reason TRIAL_LOST) and store nothing.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetTrial: _aio.UnaryUnaryMultiCallable[_trial_service_pb2.GetTrialRequest, _trial_pb2.Trial]  # type: ignore[assignment]
@@ -126,7 +142,15 @@ class TrialServiceAsyncStub(TrialServiceStub):
     """
 
 class TrialServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Suggests, records and moves trials through their lifecycle."""
+    """Suggests, records and moves trials through their lifecycle.
+
+    Requests of at most 4 MiB are read; a larger one is RESOURCE_EXHAUSTED.
+    SuggestTrials, AttachTrial and CompleteTrial take a `request_id` so that a
+    client can retry them safely, on any replica (see SuggestTrialsRequest).
+    A RUNNING trial with a time-to-live that no heartbeat renewed is FAILED
+    with a status_reason starting "lost"; calls on it then answer
+    FAILED_PRECONDITION (reason TRIAL_LOST) and store nothing.
+    """
 
     @_abc_1.abstractmethod
     def GetTrial(

@@ -262,7 +262,10 @@ export interface Experiment_TrialCountsEntry {
 
 /** The space of parameterizations an experiment explores. */
 export interface SearchSpace {
-  /** The parameters; names are unique. */
+  /**
+   * The parameters; names are unique. At most 256; more is INVALID_ARGUMENT
+   * (reason LIMIT_EXCEEDED).
+   */
   parameters: Parameter[];
   /** Constraints every suggested arm satisfies. */
   parameterConstraints: ParameterConstraint[];

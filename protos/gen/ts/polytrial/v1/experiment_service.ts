@@ -554,7 +554,12 @@ export const DeleteExperimentRequest: MessageFns<DeleteExperimentRequest> = {
   },
 };
 
-/** Creates, reads, changes and deletes experiments. */
+/**
+ * Creates, reads, changes and deletes experiments.
+ *
+ * Every Polytrial service reads requests of at most 4 MiB; a larger one is
+ * RESOURCE_EXHAUSTED before it is looked at.
+ */
 export type ExperimentServiceService = typeof ExperimentServiceService;
 export const ExperimentServiceService = {
   /** Returns one experiment. NOT_FOUND when it does not exist. */

@@ -61,7 +61,7 @@ export interface SuggestTrialsRequest {
   parent: string;
   /**
    * Number of single-arm trials (or arms of the batch trial). 0 means 1; at
-   * most 100.
+   * most 100; more is INVALID_ARGUMENT.
    */
   count: number;
   /** Make one batch trial of `count` arms instead of `count` trials. */
@@ -71,7 +71,13 @@ export interface SuggestTrialsRequest {
    * value must be valid for the search space.
    */
   pinnedParameters: { [key: string]: ParameterValue };
-  /** Idempotency key: a repeat with the same id returns the first result. */
+  /**
+   * Idempotency key, at most 255 characters, scoped to the experiment and the
+   * method. A repeat with the same id and the same request returns the first
+   * result, and a repeat that arrives while the first call is still running
+   * (on any replica) waits for it. The same id with a different request is
+   * INVALID_ARGUMENT (reason REQUEST_ID_REUSED). Empty: no idempotency.
+   */
   requestId: string;
   /**
    * Time-to-live of the suggested trials in seconds, renewed by
@@ -109,11 +115,14 @@ export interface ArmInput_ParametersEntry {
 export interface AttachTrialRequest {
   /** `experiments/{experiment_id}`. */
   parent: string;
-  /** The arms; one for a single-arm trial. */
+  /**
+   * The arms; one for a single-arm trial. At most 100; more is
+   * INVALID_ARGUMENT (reason LIMIT_EXCEEDED).
+   */
   arms: ArmInput[];
   /** Make a batch trial even with one arm. Several arms always make one. */
   batch: boolean;
-  /** Idempotency key: a repeat with the same id returns the first result. */
+  /** Idempotency key, as in SuggestTrialsRequest. */
   requestId: string;
   /** Time-to-live in seconds, as in SuggestTrialsRequest. */
   ttlS: number;
@@ -129,7 +138,10 @@ export interface CompleteTrialRequest {
    * negative standard errors are INVALID_ARGUMENT.
    */
   observations: Observation[];
-  /** Idempotency key: a repeat with the same id returns the first result. */
+  /**
+   * Idempotency key, as in SuggestTrialsRequest; the trial is part of the
+   * request, so one id completes one trial.
+   */
   requestId: string;
 }
 
@@ -2134,7 +2146,16 @@ export const RefreshTrialRequest: MessageFns<RefreshTrialRequest> = {
   },
 };
 
-/** Suggests, records and moves trials through their lifecycle. */
+/**
+ * Suggests, records and moves trials through their lifecycle.
+ *
+ * Requests of at most 4 MiB are read; a larger one is RESOURCE_EXHAUSTED.
+ * SuggestTrials, AttachTrial and CompleteTrial take a `request_id` so that a
+ * client can retry them safely, on any replica (see SuggestTrialsRequest).
+ * A RUNNING trial with a time-to-live that no heartbeat renewed is FAILED
+ * with a status_reason starting "lost"; calls on it then answer
+ * FAILED_PRECONDITION (reason TRIAL_LOST) and store nothing.
+ */
 export type TrialServiceService = typeof TrialServiceService;
 export const TrialServiceService = {
   /** Returns one trial. NOT_FOUND when it or its experiment does not exist. */
