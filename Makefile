@@ -11,7 +11,7 @@ PROTO_FILES := $(wildcard protos/polytrial/v1/*.proto)
 GOOGLE_PROTOS = $(shell $(PY) -c "import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), '_proto'))")
 COMMON_PROTOS = $(shell $(PY) -c "import google.api.field_behavior_pb2 as m, os; print(os.path.dirname(os.path.dirname(os.path.dirname(m.__file__))))")
 
-.PHONY: setup bo bench-bo bench-bo-full protos protos-check buf-lint buf-breaking lint typecheck test test-python postgres demo clean
+.PHONY: setup bo bench-asktell load-test bench-bo bench-bo-full protos protos-check buf-lint buf-breaking lint typecheck test test-python postgres demo clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,16 @@ setup: $(VENV)/.installed
 ## bo: add Bayesian optimization (PyTorch, BoTorch) to an existing virtualenv.
 bo:
 	$(PIP) install -e '.[server,bo]'
+
+## bench-asktell: ask/tell cycles per second through `polytrial serve` (SQLite and
+## PostgreSQL; 1, 4 and 16 client processes) against a bare gRPC echo server.
+bench-asktell: setup postgres
+	POLYTRIAL_BENCH_POSTGRES_URL=$$(bash .ci/postgres.sh url) $(PY) -m benchmarks.asktell
+
+## load-test: 16 client processes for 60 s across two PostgreSQL replicas.
+load-test: setup postgres
+	POLYTRIAL_TEST_POSTGRES_URL=$$(bash .ci/postgres.sh url) POLYTRIAL_LOAD_SECONDS=60 \
+	  $(VENV)/bin/pytest tests/load/test_load.py
 
 ## bench-bo: install the peers (Optuna, Ax) and run the quick BO benchmark.
 bench-bo: setup
