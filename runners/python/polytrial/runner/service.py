@@ -297,6 +297,9 @@ def serve(
 ) -> None:
     """Serves `runner` on `address` until SIGINT or SIGTERM, then stops gracefully.
 
+    Call it from the main thread: Python only lets that thread handle signals.
+    Elsewhere (tests, an embedding program) use `make_server` instead.
+
     Args:
         runner: The runner to serve.
         address: host:port to bind; port 0 picks a free port.
