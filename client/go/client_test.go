@@ -1,0 +1,503 @@
+package polytrial_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	polytrial "github.com/polytrial/polytrial/client/go"
+	pb "github.com/polytrial/polytrial/protos/gen/go/polytrial/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// address is the real `polytrial serve` subprocess TestMain starts.
+var address string
+
+var listening = regexp.MustCompile(`listening on [^\s]+:(\d+)`)
+
+func TestMain(m *testing.M) {
+	os.Exit(runWithServer(m))
+}
+
+// runWithServer starts `polytrial serve` on a fresh SQLite file and a port it
+// picks itself, reads the port from its log, runs the tests and kills it.
+func runWithServer(m *testing.M) int {
+	bin := os.Getenv("POLYTRIAL_BIN")
+	if bin == "" {
+		bin = filepath.Join("..", "..", ".venv", "bin", "polytrial")
+	}
+	dir, err := os.MkdirTemp("", "polytrial-go-client-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+
+	server := exec.Command(bin, "serve", "--db", "sqlite:///"+filepath.Join(dir, "t.db"),
+		"--address", "127.0.0.1:0", "--log-level", "INFO")
+	stderr, err := server.StderrPipe()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := server.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "cannot start %s (set POLYTRIAL_BIN): %v\n", bin, err)
+		return 1
+	}
+	defer func() {
+		_ = server.Process.Kill()
+		_ = server.Wait()
+	}()
+
+	// The log is read to its end, so the server never blocks on a full pipe;
+	// it is printed only when the server does not come up.
+	var logMu sync.Mutex
+	var log strings.Builder
+	ports := make(chan string, 1)
+	go func() {
+		scanner := bufio.NewScanner(stderr)
+		for scanner.Scan() {
+			logMu.Lock()
+			log.WriteString(scanner.Text() + "\n")
+			logMu.Unlock()
+			if match := listening.FindStringSubmatch(scanner.Text()); match != nil {
+				select {
+				case ports <- match[1]:
+				default:
+				}
+			}
+		}
+		close(ports)
+	}()
+	select {
+	case port, ok := <-ports:
+		if !ok {
+			logMu.Lock()
+			fmt.Fprintf(os.Stderr, "the server exited before listening:\n%s", log.String())
+			logMu.Unlock()
+			return 1
+		}
+		address = "127.0.0.1:" + port
+	case <-time.After(60 * time.Second):
+		fmt.Fprintln(os.Stderr, "the server did not listen within 60 s")
+		return 1
+	}
+	return m.Run()
+}
+
+var experimentCounter atomic.Int32
+
+// newExperimentID returns an id no other test of this run uses.
+func newExperimentID(prefix string) string {
+	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano()%1_000_000, experimentCounter.Add(1))
+}
+
+func dial(t *testing.T, opts ...polytrial.Option) *polytrial.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, err := polytrial.Dial(ctx, address, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// createSobol creates a Sobol-only experiment with x in [-5, 5] and n in
+// [1, 10], minimizing "loss".
+func createSobol(t *testing.T, ctx context.Context, client *polytrial.Client, prefix string) string {
+	t.Helper()
+	id := newExperimentID(prefix)
+	definition, err := polytrial.NewExperiment(id).Float("x", -5, 5).Int("n", 1, 10).
+		Minimize("loss").Sobol().Seed(7).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CreateExperiment(ctx, definition); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestCreatedExperimentIsReturnedByGet(t *testing.T) {
+	ctx := testContext(t)
+	client := dial(t)
+	id := newExperimentID("create")
+	definition, err := polytrial.NewExperiment(id).Description("two parameters").
+		LogFloat("lr", 1e-4, 1e-1).Choice("optimizer", polytrial.String("adam"), polytrial.String("sgd")).
+		Maximize("accuracy").Sobol().Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	created, err := client.CreateExperiment(ctx, definition)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := client.GetExperiment(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if got.Name != "experiments/"+id || got.ID != id || created.Name != got.Name {
+		t.Errorf("names: created %q, got %q (id %q)", created.Name, got.Name, got.ID)
+	}
+	if strings.Join(got.ParameterNames, ",") != "lr,optimizer" {
+		t.Errorf("parameters %v, want [lr optimizer]", got.ParameterNames)
+	}
+	if len(got.Objectives) != 1 || got.Objectives[0] != (polytrial.Objective{MetricName: "accuracy", Minimize: false}) {
+		t.Errorf("objectives %+v, want accuracy maximized", got.Objectives)
+	}
+	if got.Proto.GetDescription() != "two parameters" {
+		t.Errorf("description %q", got.Proto.GetDescription())
+	}
+}
+
+func TestAskTellLoopCompletesSobolTrialsAndFindsTheBestArm(t *testing.T) {
+	ctx := testContext(t)
+	client := dial(t)
+	id := createSobol(t, ctx, client, "asktell")
+
+	losses := map[int64]float64{}
+	for range 4 {
+		trial, err := client.Suggest(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if trial.Status != polytrial.StatusRunning || trial.Generator != "sobol" {
+			t.Fatalf("suggested trial %d is %s from %q, want RUNNING from sobol", trial.Index, trial.Status, trial.Generator)
+		}
+		x, okX := trial.Parameters.Float("x")
+		n, okN := trial.Parameters.Int("n")
+		if !okX || !okN || x < -5 || x > 5 || n < 1 || n > 10 {
+			t.Fatalf("trial %d parameters %v are not a float x in [-5, 5] and an int n in [1, 10]", trial.Index, trial.Parameters)
+		}
+		if _, err := client.Heartbeat(ctx, trial.Name, 0); err != nil {
+			t.Fatal(err)
+		}
+		loss := x*x + float64(n)
+		losses[trial.Index] = loss
+		var result polytrial.Result = polytrial.Number(loss)
+		if trial.Index%2 == 1 {
+			result = polytrial.MeanSEM{Mean: loss, SEM: 0.1}
+		}
+		completed, err := client.CompleteTrial(ctx, trial.Name, result)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if completed.Status != polytrial.StatusCompleted || len(completed.Observations) != 1 ||
+			completed.Observations[0].Mean != loss {
+			t.Fatalf("completed trial %d: %s with %+v, want COMPLETED with loss %v", trial.Index,
+				completed.Status, completed.Observations, loss)
+		}
+		if (trial.Index%2 == 1) != (completed.Observations[0].SEM != nil) {
+			t.Errorf("trial %d: SEM %v does not match what was reported", trial.Index, completed.Observations[0].SEM)
+		}
+	}
+
+	best, err := client.GetBestArm(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantIndex, wantLoss := int64(-1), math.Inf(1)
+	for index, loss := range losses {
+		if loss < wantLoss {
+			wantIndex, wantLoss = index, loss
+		}
+	}
+	if len(best.TrialIndices) != 1 || best.TrialIndices[0] != wantIndex || best.Metrics["loss"].Mean != wantLoss {
+		t.Errorf("best arm %+v, want trial %d with loss %v", best, wantIndex, wantLoss)
+	}
+}
+
+func TestAttachedTrialKeepsTheCallersParameters(t *testing.T) {
+	ctx := testContext(t)
+	client := dial(t)
+	id := createSobol(t, ctx, client, "attach")
+
+	trial, err := client.AttachTrial(ctx, id, polytrial.Parameters{"x": polytrial.Float(1.5), "n": polytrial.Int(3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, _ := trial.Parameters.Float("x")
+	n, _ := trial.Parameters.Int("n")
+	if x != 1.5 || n != 3 || trial.Status != polytrial.StatusRunning {
+		t.Errorf("attached trial %v is %s, want x=1.5 n=3 RUNNING", trial.Parameters, trial.Status)
+	}
+	abandoned, err := client.AbandonTrial(ctx, trial.Name, "changed my mind")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if abandoned.Status != polytrial.StatusAbandoned || abandoned.StatusReason != "changed my mind" {
+		t.Errorf("abandoned trial is %s (%q)", abandoned.Status, abandoned.StatusReason)
+	}
+}
+
+func TestMissingExperimentIsNotFound(t *testing.T) {
+	ctx := testContext(t)
+	client := dial(t)
+
+	_, err := client.GetExperiment(ctx, "no-such-experiment")
+
+	var typed *polytrial.Error
+	if !errors.As(err, &typed) {
+		t.Fatalf("error %v (%T) is not a *polytrial.Error", err, err)
+	}
+	if !polytrial.IsNotFound(err) || typed.Code != codes.NotFound || typed.Reason != "NOT_FOUND" {
+		t.Errorf("error %+v, want NOT_FOUND with reason NOT_FOUND", typed)
+	}
+	if typed.Metadata["resource_name"] != "experiments/no-such-experiment" {
+		t.Errorf("metadata %v does not name the experiment", typed.Metadata)
+	}
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("status.Code sees %s through the *Error", status.Code(err))
+	}
+
+	// Listing the trials of a missing experiment yields the same error once.
+	var errs []error
+	for _, err := range client.ListTrials(ctx, "no-such-experiment", polytrial.ListTrialsOptions{}) {
+		errs = append(errs, err)
+	}
+	if len(errs) != 1 || !polytrial.IsNotFound(errs[0]) {
+		t.Errorf("ListTrials yielded %v, want one NOT_FOUND", errs)
+	}
+}
+
+func TestMinAboveMaxIsInvalidArgumentNamingTheField(t *testing.T) {
+	ctx := testContext(t)
+	client := dial(t)
+	id := newExperimentID("badspace")
+	definition, err := polytrial.NewExperiment(id).Float("x", 5, 1).Minimize("loss").Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = client.CreateExperiment(ctx, definition)
+
+	var typed *polytrial.Error
+	if !errors.As(err, &typed) || !polytrial.IsInvalidArgument(err) {
+		t.Fatalf("error %v, want INVALID_ARGUMENT", err)
+	}
+	if len(typed.FieldViolations) == 0 {
+		t.Fatalf("INVALID_ARGUMENT %q carries no field violation", typed.Message)
+	}
+	violation := typed.FieldViolations[0]
+	if !strings.Contains(violation.Field, "search_space.parameters[0]") || violation.Description == "" {
+		t.Errorf("violation %+v does not name the first parameter", violation)
+	}
+	// A refused request stores nothing.
+	if _, err := client.GetExperiment(ctx, id); !polytrial.IsNotFound(err) {
+		t.Errorf("after the refusal GetExperiment answered %v, want NOT_FOUND", err)
+	}
+}
+
+func TestCompletingTwiceIsFailedPreconditionAndChangesNothing(t *testing.T) {
+	ctx := testContext(t)
+	client := dial(t)
+	id := createSobol(t, ctx, client, "twice")
+	trial, err := client.Suggest(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CompleteTrial(ctx, trial.Name, polytrial.Metrics{"loss": polytrial.Number(1)}); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = client.CompleteTrial(ctx, trial.Name, polytrial.Metrics{"loss": polytrial.Number(2)})
+
+	if !polytrial.IsFailedPrecondition(err) || polytrial.CodeOf(err) != codes.FailedPrecondition {
+		t.Fatalf("second completion answered %v, want FAILED_PRECONDITION", err)
+	}
+	stored, err := client.GetTrial(ctx, trial.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored.Observations) != 1 || stored.Observations[0].Mean != 1 {
+		t.Errorf("stored observations %+v, want only the first completion's loss 1", stored.Observations)
+	}
+}
+
+func TestListTrialsWalksEveryPage(t *testing.T) {
+	ctx := testContext(t)
+	var listCalls atomic.Int32
+	countLists := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+		invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if strings.HasSuffix(method, "/ListTrials") {
+			listCalls.Add(1)
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	client := dial(t, polytrial.WithDialOptions(grpc.WithUnaryInterceptor(countLists)))
+	id := createSobol(t, ctx, client, "paging")
+	if _, err := client.SuggestTrials(ctx, id, 5, polytrial.SuggestOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	var indices []int64
+	for trial, err := range client.ListTrials(ctx, id, polytrial.ListTrialsOptions{PageSize: 2}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		indices = append(indices, trial.Index)
+	}
+
+	if fmt.Sprint(indices) != "[0 1 2 3 4]" {
+		t.Errorf("listed trial indices %v, want [0 1 2 3 4]", indices)
+	}
+	if listCalls.Load() != 3 {
+		t.Errorf("%d ListTrials calls for 5 trials at 2 a page, want 3", listCalls.Load())
+	}
+
+	// Breaking out of the loop stops fetching.
+	listCalls.Store(0)
+	for range client.ListTrials(ctx, id, polytrial.ListTrialsOptions{PageSize: 2}) {
+		break
+	}
+	if listCalls.Load() != 1 {
+		t.Errorf("%d ListTrials calls after a break on the first trial, want 1", listCalls.Load())
+	}
+}
+
+func TestLostAnswerIsRetriedWithTheSameRequestIDAndActsOnce(t *testing.T) {
+	ctx := testContext(t)
+	var mu sync.Mutex
+	var requestIDs []string
+	// The first SuggestTrials reaches the server, but its answer is "lost":
+	// the client sees UNAVAILABLE and must retry with the same request id.
+	loseFirstAnswer := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+		invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		suggest, ok := req.(*pb.SuggestTrialsRequest)
+		if !ok {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		requestIDs = append(requestIDs, suggest.GetRequestId())
+		if len(requestIDs) == 1 {
+			return status.Error(codes.Unavailable, "the answer was lost on the way")
+		}
+		return err
+	}
+	policy := polytrial.DefaultRetryPolicy
+	policy.InitialBackoff = 10 * time.Millisecond
+	client := dial(t, polytrial.WithDialOptions(grpc.WithUnaryInterceptor(loseFirstAnswer)),
+		polytrial.WithRetryPolicy(policy))
+	id := createSobol(t, ctx, client, "retry")
+
+	trial, err := client.Suggest(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if len(requestIDs) != 2 || requestIDs[0] != requestIDs[1] || requestIDs[0] == "" {
+		t.Fatalf("request ids of the attempts %q, want two equal non-empty ones", requestIDs)
+	}
+	var count int
+	for _, err := range client.ListTrials(ctx, id, polytrial.ListTrialsOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		count++
+	}
+	if count != 1 || trial.Index != 0 {
+		t.Errorf("%d trials stored (answered index %d), want the one trial 0", count, trial.Index)
+	}
+}
+
+func TestOptimizeMarksAFailingEvaluationFailedAndGoesOn(t *testing.T) {
+	ctx := testContext(t)
+	client := dial(t)
+	id := createSobol(t, ctx, client, "optimize")
+	calls := 0
+	evaluate := func(_ context.Context, p polytrial.Parameters) (polytrial.Result, error) {
+		calls++
+		if calls == 2 {
+			return nil, errors.New("the simulation diverged")
+		}
+		if calls == 3 {
+			return polytrial.Number(math.NaN()), nil
+		}
+		x, _ := p.Float("x")
+		return polytrial.Number(x * x), nil
+	}
+
+	summary, err := polytrial.Optimize(ctx, client, id, evaluate, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if len(summary.Trials) != 4 || summary.NumCompleted() != 2 || summary.NumFailed() != 2 {
+		t.Fatalf("outcomes %+v, want 2 completed and 2 failed", summary.Trials)
+	}
+	diverged, err := client.GetTrial(ctx, polytrial.TrialName(id, summary.Trials[1].Index))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diverged.Status != polytrial.StatusFailed || diverged.StatusReason != "the simulation diverged" {
+		t.Errorf("the trial whose evaluation erred is %s (%q), want FAILED with the error", diverged.Status, diverged.StatusReason)
+	}
+	if summary.Trials[2].Status != polytrial.StatusFailed || !strings.Contains(summary.Trials[2].Reason, "NaN") {
+		t.Errorf("the NaN trial is %+v, want FAILED naming NaN", summary.Trials[2])
+	}
+	if summary.Best == nil || summary.Best.TrialIndices[0] == summary.Trials[1].Index {
+		t.Errorf("best arm %+v, want one of the completed trials", summary.Best)
+	}
+}
+
+func TestOptimizeAbandonsTheTrialWhenCancelled(t *testing.T) {
+	ctx := testContext(t)
+	client := dial(t)
+	id := createSobol(t, ctx, client, "cancel")
+	runCtx, cancel := context.WithCancel(ctx)
+	evaluate := func(ctx context.Context, _ polytrial.Parameters) (polytrial.Result, error) {
+		cancel()
+		return nil, ctx.Err()
+	}
+
+	_, err := polytrial.Optimize(runCtx, client, id, evaluate, 3)
+
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Optimize answered %v, want context.Canceled", err)
+	}
+	trial, err := client.GetTrial(ctx, polytrial.TrialName(id, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if trial.Status != polytrial.StatusAbandoned {
+		t.Errorf("the interrupted trial is %s, want ABANDONED", trial.Status)
+	}
+}
+
+func TestDialWithoutAServerIsUnavailable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+
+	// Port 1 on loopback has no listener on a test machine.
+	_, err := polytrial.Dial(ctx, "127.0.0.1:1")
+
+	if !polytrial.IsUnavailable(err) {
+		t.Errorf("Dial answered %v, want UNAVAILABLE", err)
+	}
+}

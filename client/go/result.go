@@ -1,0 +1,97 @@
+package polytrial
+
+import (
+	"fmt"
+	"math"
+	"sort"
+
+	pb "github.com/polytrial/polytrial/protos/gen/go/polytrial/v1"
+)
+
+// Result is what a caller reports for a single-arm trial:
+//
+//	polytrial.Number(1.23)                             the single objective
+//	polytrial.MeanSEM{Mean: 1.23, SEM: 0.05}           with its standard error
+//	polytrial.Metrics{"loss": polytrial.Number(1.2),   by metric
+//		"acc": polytrial.MeanSEM{Mean: 0.9, SEM: 0.01}}
+//
+// A Number has no standard error: that says "unknown", not "noiseless".
+// Report MeanSEM{Mean: v, SEM: 0} for a noiseless measurement.
+type Result interface {
+	// observations expands the result for one arm, given the experiment's
+	// objectives (needed only by a bare number).
+	observations(armName string, objectives []string) ([]*pb.Observation, error)
+}
+
+// Metric is the value of one metric in Metrics: a Number or a MeanSEM.
+type Metric interface {
+	meanAndSEM() (float64, *float64)
+}
+
+// Number is one value with an unknown standard error.
+type Number float64
+
+// MeanSEM is a mean and its standard error.
+type MeanSEM struct {
+	Mean float64
+	SEM  float64
+}
+
+// Metrics is a result by metric name.
+type Metrics map[string]Metric
+
+func (n Number) meanAndSEM() (float64, *float64) { return float64(n), nil }
+
+func (m MeanSEM) meanAndSEM() (float64, *float64) {
+	sem := m.SEM
+	return m.Mean, &sem
+}
+
+func (n Number) observations(armName string, objectives []string) ([]*pb.Observation, error) {
+	return single(n, armName, objectives)
+}
+
+func (m MeanSEM) observations(armName string, objectives []string) ([]*pb.Observation, error) {
+	return single(m, armName, objectives)
+}
+
+func single(metric Metric, armName string, objectives []string) ([]*pb.Observation, error) {
+	if len(objectives) != 1 {
+		return nil, fmt.Errorf("polytrial: arm %s: a bare value needs exactly one objective, and the "+
+			"experiment has %v; report Metrics", armName, objectives)
+	}
+	return Metrics{objectives[0]: metric}.observations(armName, objectives)
+}
+
+func (m Metrics) observations(armName string, _ []string) ([]*pb.Observation, error) {
+	if len(m) == 0 {
+		return nil, fmt.Errorf("polytrial: arm %s: the result has no metric", armName)
+	}
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	sort.Strings(names) // a stable order makes a retried request identical
+	messages := make([]*pb.Observation, 0, len(m))
+	for _, name := range names {
+		if m[name] == nil {
+			return nil, fmt.Errorf("polytrial: arm %s, metric %q: no value", armName, name)
+		}
+		mean, sem := m[name].meanAndSEM()
+		messages = append(messages, &pb.Observation{ArmName: armName, MetricName: name, Mean: mean, Sem: sem})
+	}
+	return messages, nil
+}
+
+// checkFinite returns why the observations cannot be reported, or "".
+func checkFinite(messages []*pb.Observation) string {
+	for _, o := range messages {
+		if math.IsNaN(o.GetMean()) || math.IsInf(o.GetMean(), 0) {
+			return fmt.Sprintf("the evaluation returned %v for %q", o.GetMean(), o.GetMetricName())
+		}
+		if o.Sem != nil && (math.IsNaN(o.GetSem()) || math.IsInf(o.GetSem(), 0) || o.GetSem() < 0) {
+			return fmt.Sprintf("the evaluation returned the standard error %v for %q", o.GetSem(), o.GetMetricName())
+		}
+	}
+	return ""
+}
