@@ -19,9 +19,12 @@ and when none is left `SearchSpaceExhausted` is raised.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 
 import numpy as np
@@ -56,9 +59,28 @@ MIN_DRAW_BUDGET = 512
 _BLOCK = 64
 
 
+# Scrambled sequences by (dimension, seed), never advanced: scrambling costs
+# about three times as much as copying, and every suggestion needs one.
+_PROTOTYPES: OrderedDict[tuple[int, int], qmc.Sobol] = OrderedDict()
+_PROTOTYPES_SIZE = 256
+_PROTOTYPES_LOCK = threading.Lock()
+
+
 def sobol_sequence(dimension: int, seed: int, start: int) -> qmc.Sobol:
     """The experiment's scrambled Sobol sequence, advanced to point `start`."""
-    sampler = qmc.Sobol(d=max(dimension, 1), scramble=True, rng=seed % 2**64)
+    key = (max(dimension, 1), seed % 2**64)
+    with _PROTOTYPES_LOCK:
+        prototype = _PROTOTYPES.get(key)
+        if prototype is not None:
+            _PROTOTYPES.move_to_end(key)
+    if prototype is None:
+        prototype = qmc.Sobol(d=key[0], scramble=True, rng=key[1])
+        with _PROTOTYPES_LOCK:
+            _PROTOTYPES[key] = prototype
+            while len(_PROTOTYPES) > _PROTOTYPES_SIZE:
+                _PROTOTYPES.popitem(last=False)
+    # A copy: the prototype is shared by handler threads and must not move.
+    sampler = copy.deepcopy(prototype)
     if start:
         sampler.fast_forward(start)
     return sampler
