@@ -489,6 +489,8 @@ class Trials:
             # turns: the second sees COMPLETED (or, with the same request id,
             # the first one's stored result).
             now = _now()
+            # The experiment first: its row gives the key the other queries use.
+            config = load_config(repo.get_experiment(experiment_id, with_counts=False))
             trial = repo.get_trial(experiment_id, trial_index, for_update=True)
             replay = self._replay(repo, experiment_id, method, request_id, fingerprint)
             if replay is not None:
@@ -496,7 +498,6 @@ class Trials:
             if self._expire_if_lost(repo, trial, now):
                 return [trial], [trial_index], False
             self._refuse_if_lost(trial, "be completed")
-            config = load_config(repo.get_experiment(experiment_id, with_counts=False))
             lifecycle.check_transition(trial, TrialStatus.COMPLETED)
             check_observations(config, trial, observations, complete=True)
             repo.add_observations(experiment_id, trial_index, observations, now=now)
