@@ -150,10 +150,10 @@ def test_batch_of_bo_arms_is_valid_and_records_the_model_facts() -> None:
     assert result.generator == "botorch" and result.num_observations == 8
     assert result.details["fit_time_s"] >= 0
     assert math.isfinite(result.details["acquisition_value"])
-    assert result.details["history"] == {"observed_arms": 8, "used_arms": 8}
+    assert result.details["history"]["used_arms"] == 8
 
 
-def test_replicates_with_different_values_fit_without_numerical_failure() -> None:
+def test_replicates_and_arms_without_data_fit_without_numerical_failure() -> None:
     line = space([float_param("x", 0, 1)])
     observed = sobol_history(line, 4, lambda arm: {"y": (float(arm["x"]) ** 2, None)})
     point = observed[0].parameters
@@ -164,6 +164,8 @@ def test_replicates_with_different_values_fit_without_numerical_failure() -> Non
     observed += [
         ObservedArm(point, {"y": (float(i % 5), None)}, 6 + i) for i in range(20)
     ]
+    # A trial stopped early without final data has no metrics at all.
+    observed.append(ObservedArm({"x": 0.5}, {}, 26))
     result = generate(request(line, observed))
     assert result.generator == "botorch"
     assert math.isfinite(result.details["acquisition_value"])
@@ -308,6 +310,8 @@ def test_every_bo_arm_satisfies_bounds_types_choices_and_constraints(
         random_space = parse_search_space(proto)
     except InvalidArgument:
         return
+    if (random_space.cardinality or 1000) < 20:
+        return  # Too few arms for a history and new suggestions.
     rng = np.random.default_rng(seed)
     observed = sobol_history(
         random_space, 6, lambda arm: {"y": (float(rng.normal()), None)}, seed

@@ -60,7 +60,12 @@ def select_history(
         The kept arms and a JSON-able note for the generation record.
     """
     if len(observed) <= MAX_TRAINING_ARMS:
-        return observed, {"observed_arms": len(observed), "used_arms": len(observed)}
+        note: dict[str, object] = {
+            "observed_arms": len(observed),
+            "used_arms": len(observed),
+            "max_training_arms": MAX_TRAINING_ARMS,
+        }
+        return observed, note
     keep: set[int] = set()
     per_objective = max(1, int(MAX_TRAINING_ARMS * BEST_SHARE) // len(objectives))
     for name, sign in objectives:
@@ -79,6 +84,7 @@ def select_history(
     note = {
         "observed_arms": len(observed),
         "used_arms": len(chosen),
+        "max_training_arms": MAX_TRAINING_ARMS,
         "history_policy": (
             f"capped at {MAX_TRAINING_ARMS} arms: the best {per_objective} of each "
             "objective plus a seeded random sample of the others"

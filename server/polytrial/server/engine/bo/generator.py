@@ -84,6 +84,7 @@ MAX_ITERATIONS = 100
 MIN_NOISE_VARIANCE = 1e-6
 # L-BFGS iterations of the marginal-likelihood fit, from the priors' modes.
 FIT_ITERATIONS = 75
+SAMPLE_AROUND_BEST = True
 WARP = True
 
 _TORCH_LOCK = threading.Lock()
@@ -379,6 +380,7 @@ def _optimize(
                 # Score every raw sample in one batch: many small batches cost
                 # more in PyTorch overhead than the arithmetic itself.
                 "init_batch_limit": RAW_SAMPLES,
+                "sample_around_best": SAMPLE_AROUND_BEST,
             },
         )
     assert values is not None
