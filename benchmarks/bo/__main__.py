@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import time
@@ -44,6 +45,8 @@ ALL_METHODS = ["polytrial", "optuna-gp", "optuna-tpe", "ax"]
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the benchmark and prints the report; returns the exit status."""
     args = _parse(argv)
+    # SIGTERM exits through `finally`, so the server subprocess is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     seeds = list(range(args.seeds or PROFILES[args.profile]))
     methods = _available(args.methods)
     results: dict[str, dict[str, list[Run]]] = {}

@@ -249,3 +249,21 @@ def test_every_sobol_arm_satisfies_bounds_types_choices_and_constraints(
         return
     assert len(result.arms) == count
     assert_valid_and_new(random_space, result.arms)
+
+
+def test_integer_band_that_rounding_misses_is_hit_until_it_runs_out() -> None:
+    # Only the six integer pairs with x1 + x2 == 5 are feasible: the projection
+    # lands between grid points and the MILP repair finds the pairs.
+    band = space(
+        [int_param("x1", 0, 20), int_param("x2", 0, 20)],
+        [linear({"x1": 1, "x2": 1}, 5.5), linear({"x1": -1, "x2": -1}, -4.6)],
+    )
+    result = generate(sobol_request(band, 6))
+    assert_valid_and_new(band, result.arms)
+    assert sorted((arm["x1"], arm["x2"]) for arm in result.arms) == [
+        (i, 5 - i) for i in range(6)
+    ]
+    excluded = {band.arm_key(arm) for arm in result.arms}
+    with pytest.raises(SearchSpaceExhausted) as caught:
+        generate(sobol_request(band, 1, excluded_keys=excluded, sobol_draws=6))
+    assert "all 6 arms" in caught.value.message

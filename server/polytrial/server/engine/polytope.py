@@ -143,9 +143,17 @@ def _nearest_grid_point(
     slack = CONSTRAINT_RTOL * (
         np.abs(rows) @ np.maximum(np.abs(lower), np.abs(upper)) + np.abs(bounds) + 1.0
     )
-    # Half the slack, so that the answer passes `satisfies_constraints`.
+    # Half the slack, so that the answer passes `satisfies_constraints`. With a
+    # target the `t` variables follow the `k` ones and have no weight here.
+    padding = 0 if target is None else size
     system = (
-        [LinearConstraint(rows * scale, -np.inf, bounds + 0.5 * slack)]
+        [
+            LinearConstraint(
+                np.hstack([rows * scale, np.zeros((rows.shape[0], padding))]),
+                -np.inf,
+                bounds + 0.5 * slack,
+            )
+        ]
         if rows.shape[0]
         else []
     )

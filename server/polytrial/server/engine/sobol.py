@@ -56,6 +56,8 @@ ENUMERATION_LIMIT = 200_000
 # Draws per requested arm before giving up on quasi-random search.
 DRAWS_PER_ARM = 64
 MIN_DRAW_BUDGET = 512
+# Draws in a row without a new arm after which a finite space is enumerated.
+MAX_MISSES = 64
 _BLOCK = 64
 
 
@@ -177,17 +179,21 @@ def generate_sobol(
         budget = max(MIN_DRAW_BUDGET, DRAWS_PER_ARM * request.count)
         if enumerable and cardinality is not None:
             budget = min(budget, 4 * cardinality + 16)
-        used = 0
+        used = misses = 0
         while len(arms) < request.count and used < budget:
+            if enumerable and misses >= MAX_MISSES:
+                break  # Mostly used up: enumerating is cheaper.
             block = draw(sampler, _BLOCK)
             for unit in block:
                 used += 1
+                misses += 1
                 arm = _admit(space, decode(space, unit, pinned), pins, project)
                 if arm is not None:
                     key = space.arm_key(arm)
                     if key not in excluded:
                         excluded.add(key)
                         arms.append(arm)
+                        misses = 0
                 if len(arms) == request.count:
                     break
         draws += used
