@@ -1,0 +1,471 @@
+/**
+ * The TypeScript client of a Polytrial server: plain values in, plain objects out.
+ *
+ *     const client = new Client("localhost:50051");
+ *     const trial = await client.suggest("tune");                    // ask
+ *     await client.completeTrial(trial, train(trial.parameters));   // tell
+ *
+ * Reads, and the three mutations that carry a request id (suggest, attach,
+ * complete), are retried on UNAVAILABLE and DEADLINE_EXCEEDED with the same
+ * request id; other mutations are made once, since repeating a state change
+ * that did happen would answer FAILED_PRECONDITION.
+ */
+
+import * as grpc from "@grpc/grpc-js";
+
+import type { Experiment as ExperimentMessage } from "../../../protos/gen/ts/polytrial/v1/experiment";
+import { ExperimentServiceClient } from "../../../protos/gen/ts/polytrial/v1/experiment_service";
+import { ResultServiceClient } from "../../../protos/gen/ts/polytrial/v1/result_service";
+import type { Trial as TrialMessage } from "../../../protos/gen/ts/polytrial/v1/trial";
+import { type ArmInput, TrialServiceClient } from "../../../protos/gen/ts/polytrial/v1/trial_service";
+import { fromServiceError, isServiceError, UnavailableError } from "./errors";
+import { callWithRetry, DEFAULT_RETRY_POLICY, newRequestId, NO_RETRY, type RetryPolicy } from "./retry";
+import { type ExperimentSpec, experimentMessage } from "./spec";
+import {
+  type ArmResult,
+  armResultFromMessage,
+  type Experiment,
+  experimentFromMessage,
+  experimentName,
+  splitTrialName,
+  type Trial,
+  trialFromMessage,
+  type TrialStatus,
+} from "./types";
+import {
+  numberKinds,
+  type NumberKinds,
+  type Parameters,
+  type Result,
+  toObservations,
+  toParametersMessage,
+} from "./values";
+
+/** Deadline of one call attempt unless the client is given another. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** How a `Client` connects and retries. */
+export interface ClientOptions {
+  /** Deadline of each call attempt, in milliseconds. */
+  readonly timeoutMs?: number;
+  /** How calls that are safe to repeat are retried; `NO_RETRY` turns retries off. */
+  readonly retry?: RetryPolicy;
+  /** TLS credentials; plaintext when unset. */
+  readonly credentials?: grpc.ChannelCredentials;
+  /** Extra grpc-js client options (interceptors, channel arguments). */
+  readonly grpcOptions?: grpc.ClientOptions;
+  /** Called before each retry, for logging. */
+  readonly onRetry?: (
+    method: string,
+    requestId: string,
+    error: unknown,
+    retry: number,
+    waitMs: number,
+  ) => void;
+}
+
+/** A trial, or its name "experiments/{experiment}/trials/{index}". */
+export type TrialRef = Trial | string;
+
+/** Options of `Client.suggestTrials`. */
+export interface SuggestOptions {
+  /** Make one batch trial of `count` arms instead of `count` trials. */
+  readonly batch?: boolean;
+  /** Parameters held at these values in every arm. */
+  readonly pinned?: Readonly<Parameters>;
+  /** Time-to-live in seconds: a trial without a heartbeat or result for that long is declared lost. */
+  readonly ttlS?: number;
+  /** Idempotency key; one is drawn when unset. */
+  readonly requestId?: string;
+}
+
+type Callback<Res> = (error: grpc.ServiceError | null, response: Res) => void;
+type Unary<Req, Res> = (
+  request: Req,
+  metadata: grpc.Metadata,
+  options: Partial<grpc.CallOptions>,
+  callback: Callback<Res>,
+) => grpc.ClientUnaryCall;
+
+/** A connection to a Polytrial server; safe to share between concurrent calls. */
+export class Client {
+  readonly address: string;
+  private readonly timeoutMs: number;
+  private readonly retry: RetryPolicy;
+  private readonly onRetry: ClientOptions["onRetry"];
+  private readonly experiments: ExperimentServiceClient;
+  private readonly trials: TrialServiceClient;
+  private readonly results: ResultServiceClient;
+  // The objectives and number kinds never change after creation, so they are
+  // fetched once per experiment.
+  private readonly definitions = new Map<string, { objectives: string[]; kinds: NumberKinds }>();
+
+  constructor(address: string, options: ClientOptions = {}) {
+    if (options.timeoutMs !== undefined && !(options.timeoutMs > 0))
+      throw new RangeError("timeoutMs must be positive");
+    this.address = address;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.retry = options.retry ?? DEFAULT_RETRY_POLICY;
+    this.onRetry = options.onRetry;
+    const credentials = options.credentials ?? grpc.credentials.createInsecure();
+    this.experiments = new ExperimentServiceClient(address, credentials, options.grpcOptions);
+    // One channel for the three services: grpc-js shares it when given one.
+    const channelOverride = this.experiments.getChannel();
+    const shared = { ...options.grpcOptions, channelOverride };
+    this.trials = new TrialServiceClient(address, credentials, shared);
+    this.results = new ResultServiceClient(address, credentials, shared);
+  }
+
+  /** Closes the channel; calls in flight are cancelled. */
+  close(): void {
+    this.experiments.close();
+  }
+
+  /**
+   * Resolves once the channel is connected.
+   *
+   * @throws UnavailableError no server answered within `timeoutMs`.
+   */
+  waitUntilReady(timeoutMs = 10_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.experiments.waitForReady(Date.now() + timeoutMs, (error) => {
+        if (error === undefined || error === null) resolve();
+        else
+          reject(
+            new UnavailableError(`no Polytrial server answered at ${this.address} within ${timeoutMs} ms`),
+          );
+      });
+    });
+  }
+
+  // Experiments --------------------------------------------------------------
+
+  /**
+   * Creates an experiment. It is made once: a repeat after a lost answer
+   * would be refused as ALREADY_EXISTS.
+   *
+   * @throws InvalidArgumentError a part of the definition is invalid; its `violations` name the fields.
+   * @throws AlreadyExistsError the id is taken.
+   */
+  async createExperiment(experimentId: string, spec: ExperimentSpec): Promise<Experiment> {
+    return this.createExperimentFromMessage(experimentMessage(experimentId, spec));
+  }
+
+  /** Creates an experiment from the API's message, as `createExperiment` does. */
+  async createExperimentFromMessage(experiment: ExperimentMessage): Promise<Experiment> {
+    const message = await this.call(
+      "CreateExperiment",
+      this.experiments,
+      this.experiments.createExperiment,
+      { experiment },
+      false,
+    );
+    return this.remember(message);
+  }
+
+  /**
+   * Returns an experiment, given its id or name.
+   *
+   * @throws NotFoundError it does not exist.
+   */
+  async getExperiment(experiment: string): Promise<Experiment> {
+    const message = await this.call("GetExperiment", this.experiments, this.experiments.getExperiment, {
+      name: experimentName(experiment),
+    });
+    return this.remember(message);
+  }
+
+  /** Yields every experiment in order of creation, fetching `pageSize` at a time (0: the server's default). */
+  async *listExperiments(
+    options: { readonly pageSize?: number } = {},
+  ): AsyncGenerator<Experiment, void, undefined> {
+    let pageToken = "";
+    do {
+      const response = await this.call(
+        "ListExperiments",
+        this.experiments,
+        this.experiments.listExperiments,
+        {
+          pageSize: options.pageSize ?? 0,
+          pageToken,
+        },
+      );
+      for (const message of response.experiments) yield experimentFromMessage(message);
+      pageToken = response.nextPageToken;
+    } while (pageToken !== "");
+  }
+
+  /**
+   * Deletes an experiment with its trials and data.
+   *
+   * @throws NotFoundError it does not exist.
+   */
+  async deleteExperiment(experiment: string): Promise<void> {
+    await this.call(
+      "DeleteExperiment",
+      this.experiments,
+      this.experiments.deleteExperiment,
+      { name: experimentName(experiment) },
+      false,
+    );
+  }
+
+  // Trials: reading ----------------------------------------------------------
+
+  /**
+   * Returns a trial.
+   *
+   * @throws NotFoundError the trial or its experiment does not exist.
+   */
+  async getTrial(trial: TrialRef): Promise<Trial> {
+    return this.trialCall("GetTrial", this.trials, this.trials.getTrial, { name: nameOf(trial) }, true);
+  }
+
+  /**
+   * Yields an experiment's trials by index, fetching page by page.
+   *
+   * @throws NotFoundError the experiment does not exist.
+   */
+  async *listTrials(
+    experiment: string,
+    options: { readonly statuses?: readonly TrialStatus[]; readonly pageSize?: number } = {},
+  ): AsyncGenerator<Trial, void, undefined> {
+    let pageToken = "";
+    do {
+      const response = await this.call("ListTrials", this.trials, this.trials.listTrials, {
+        parent: experimentName(experiment),
+        statuses: [...(options.statuses ?? [])],
+        pageSize: options.pageSize ?? 0,
+        pageToken,
+      });
+      for (const message of response.trials) yield trialFromMessage(message);
+      pageToken = response.nextPageToken;
+    } while (pageToken !== "");
+  }
+
+  // Trials: asking -----------------------------------------------------------
+
+  /**
+   * Generates `count` RUNNING trials (or one batch trial of `count` arms).
+   *
+   * @throws SearchSpaceExhaustedError a finite space has no new arm left.
+   * @throws NotFoundError the experiment does not exist.
+   */
+  async suggestTrials(experiment: string, count: number, options: SuggestOptions = {}): Promise<Trial[]> {
+    const requestId = options.requestId ?? newRequestId();
+    const kinds = options.pinned === undefined ? undefined : (await this.definition(experiment)).kinds;
+    const request = {
+      parent: experimentName(experiment),
+      count,
+      batch: options.batch ?? false,
+      pinnedParameters: toParametersMessage(options.pinned ?? {}, kinds),
+      requestId,
+      ttlS: options.ttlS ?? 0,
+    };
+    const response = await this.call(
+      "SuggestTrials",
+      this.trials,
+      this.trials.suggestTrials,
+      request,
+      true,
+      requestId,
+    );
+    return response.trials.map(trialFromMessage);
+  }
+
+  /** Generates one single-arm trial: the "ask" of ask/tell. */
+  async suggest(experiment: string, options: Omit<SuggestOptions, "batch"> = {}): Promise<Trial> {
+    const trials = await this.suggestTrials(experiment, 1, options);
+    if (trials.length !== 1)
+      throw new Error(`SuggestTrials answered ${trials.length} trials for a count of 1`);
+    return trials[0];
+  }
+
+  /**
+   * Makes a RUNNING trial of parameterizations the caller chose: one makes a
+   * single-arm trial, several a batch trial.
+   *
+   * @throws InvalidArgumentError a value is out of bounds, of the wrong type, or missing.
+   */
+  async attachTrial(experiment: string, ...arms: Readonly<Parameters>[]): Promise<Trial> {
+    const { kinds } = await this.definition(experiment);
+    const requestId = newRequestId();
+    const armInputs: ArmInput[] = arms.map((parameters) => ({
+      parameters: toParametersMessage(parameters, kinds),
+      weight: 0,
+    }));
+    const request = { parent: experimentName(experiment), arms: armInputs, batch: false, requestId, ttlS: 0 };
+    return this.trialCall("AttachTrial", this.trials, this.trials.attachTrial, request, true, requestId);
+  }
+
+  // Trials: telling ----------------------------------------------------------
+
+  /**
+   * Records final data of a RUNNING single-arm trial and moves it to
+   * COMPLETED: the "tell" of ask/tell.
+   *
+   * @param result a number or [mean, sem] for the single objective, or an
+   *   object metric name -> number | [mean, sem | null].
+   * @throws FailedPreconditionError the trial is not RUNNING (completed already, say); nothing changes.
+   * @throws InvalidArgumentError a value is not finite or a metric is unknown.
+   */
+  async completeTrial(trial: TrialRef, result: Result): Promise<Trial> {
+    const name = nameOf(trial);
+    const [experimentId, index] = splitTrialName(name);
+    const bare = typeof result === "number" || Array.isArray(result);
+    const objectives = bare ? (await this.definition(experimentId)).objectives : [];
+    // Arms are named "{trial index}_{arm index}" by the API's rule, so a
+    // single-arm trial's arm name is known without a round trip.
+    const armName = typeof trial === "string" ? `${index}_0` : (trial.arms[0]?.name ?? `${index}_0`);
+    const observations = toObservations(result, armName, objectives);
+    const requestId = newRequestId();
+    return this.trialCall(
+      "CompleteTrial",
+      this.trials,
+      this.trials.completeTrial,
+      { name, observations, requestId },
+      true,
+      requestId,
+    );
+  }
+
+  /**
+   * Moves a trial to FAILED with a reason. Made once.
+   *
+   * @throws FailedPreconditionError the trial is final already.
+   */
+  async failTrial(trial: TrialRef, reason = ""): Promise<Trial> {
+    return this.trialCall(
+      "FailTrial",
+      this.trials,
+      this.trials.failTrial,
+      { name: nameOf(trial), reason },
+      false,
+    );
+  }
+
+  /**
+   * Moves a trial to ABANDONED with a reason; its arm may come again. Made once.
+   *
+   * @throws FailedPreconditionError the trial is final already.
+   */
+  async abandonTrial(trial: TrialRef, reason = ""): Promise<Trial> {
+    return this.trialCall(
+      "AbandonTrial",
+      this.trials,
+      this.trials.abandonTrial,
+      { name: nameOf(trial), reason },
+      false,
+    );
+  }
+
+  /**
+   * Renews the time-to-live of a RUNNING trial (0 keeps the previous length).
+   * Renewing twice is harmless, so it is retried.
+   *
+   * @throws FailedPreconditionError the trial is not RUNNING (it may have been declared lost).
+   */
+  async heartbeat(trial: TrialRef, ttlS = 0): Promise<Trial> {
+    return this.trialCall(
+      "HeartbeatTrial",
+      this.trials,
+      this.trials.heartbeatTrial,
+      { name: nameOf(trial), ttlS },
+      true,
+    );
+  }
+
+  // Results ------------------------------------------------------------------
+
+  /**
+   * Returns the best arm by observed mean of the single objective.
+   *
+   * @throws FailedPreconditionError no trial has data for the objective yet.
+   */
+  async getBestArm(experiment: string): Promise<ArmResult> {
+    const response = await this.call("GetBestArm", this.results, this.results.getBestArm, {
+      parent: experimentName(experiment),
+    });
+    return armResultFromMessage(response.best);
+  }
+
+  /**
+   * Returns the Pareto-optimal arms of a multi-objective experiment.
+   *
+   * @throws FailedPreconditionError no trial has data for every objective yet.
+   */
+  async getParetoFrontier(experiment: string): Promise<ArmResult[]> {
+    const response = await this.call("GetParetoFrontier", this.results, this.results.getParetoFrontier, {
+      parent: experimentName(experiment),
+    });
+    return response.arms.map(armResultFromMessage);
+  }
+
+  // Plumbing -----------------------------------------------------------------
+
+  /** The experiment's objective names and number kinds (fetched once). */
+  async definition(experiment: string): Promise<{ objectives: string[]; kinds: NumberKinds }> {
+    const id = experiment.replace(/^experiments\//, "");
+    const known = this.definitions.get(id);
+    if (known !== undefined) return known;
+    await this.getExperiment(id);
+    const fetched = this.definitions.get(id);
+    if (fetched === undefined) throw new Error(`experiment ${id} was fetched but not remembered`);
+    return fetched;
+  }
+
+  private remember(message: ExperimentMessage): Experiment {
+    const experiment = experimentFromMessage(message);
+    this.definitions.set(experiment.experimentId, {
+      objectives: experiment.objectives.map((o) => o.metricName),
+      kinds: numberKinds(message.searchSpace?.parameters ?? []),
+    });
+    return experiment;
+  }
+
+  private async trialCall<Req>(
+    method: string,
+    stub: grpc.Client,
+    rpc: Unary<Req, TrialMessage>,
+    request: Req,
+    retry: boolean,
+    requestId = "",
+  ): Promise<Trial> {
+    return trialFromMessage(await this.call(method, stub, rpc, request, retry, requestId));
+  }
+
+  /**
+   * Makes one logical call: attempts, retries with the same request, and
+   * typed errors.
+   *
+   * @throws PolytrialError a subclass for the codes the server answers on purpose.
+   * @throws grpc.ServiceError every other code, unchanged.
+   */
+  private async call<Req, Res>(
+    method: string,
+    stub: grpc.Client,
+    rpc: Unary<Req, Res>,
+    request: Req,
+    retry = true,
+    requestId = "",
+  ): Promise<Res> {
+    const attempt = (deadline: Date): Promise<Res> =>
+      new Promise<Res>((resolve, reject) => {
+        rpc.call(stub, request, new grpc.Metadata(), { deadline }, (error, response) =>
+          error === null ? resolve(response) : reject(error),
+        );
+      });
+    try {
+      return await callWithRetry(attempt, retry ? this.retry : NO_RETRY, this.timeoutMs, (error, n, waitMs) =>
+        this.onRetry?.(method, requestId, error, n, waitMs),
+      );
+    } catch (error) {
+      const typed = isServiceError(error) ? fromServiceError(error) : undefined;
+      throw typed ?? error;
+    }
+  }
+}
+
+function nameOf(trial: TrialRef): string {
+  return typeof trial === "string" ? trial : trial.name;
+}

@@ -1,0 +1,90 @@
+/**
+ * Retries of calls that are safe to repeat, with capped exponential backoff.
+ *
+ * A call is safe to repeat when it only reads, or when it carries a request id
+ * the server deduplicates (SuggestTrials, AttachTrial, CompleteTrial): the
+ * client draws that id once per logical call and sends the same one on every
+ * attempt, so a retry after a lost answer returns the first result instead of
+ * acting twice. Only UNAVAILABLE and DEADLINE_EXCEEDED are retried; every
+ * other answer is final.
+ */
+
+import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+
+import { status } from "@grpc/grpc-js";
+
+import { isServiceError } from "./errors";
+
+/**
+ * How often and how long to retry. The n-th wait (from 0) is drawn uniformly
+ * from [0, min(maxBackoffMs, initialBackoffMs * multiplier^n)] ("full
+ * jitter"), so many clients that lost the server at once do not come back in
+ * step.
+ */
+export interface RetryPolicy {
+  /** Attempts in all, the first included; 1 disables retries. */
+  readonly maxAttempts: number;
+  /** Cap of the first wait. */
+  readonly initialBackoffMs: number;
+  /** Cap of every wait. */
+  readonly maxBackoffMs: number;
+  /** Growth of the cap per attempt. */
+  readonly multiplier: number;
+  /** Budget of all attempts and waits together. */
+  readonly totalTimeoutMs: number;
+}
+
+/** The policy of a client given no other. */
+export const DEFAULT_RETRY_POLICY: RetryPolicy = {
+  maxAttempts: 5,
+  initialBackoffMs: 100,
+  maxBackoffMs: 5000,
+  multiplier: 2,
+  totalTimeoutMs: 60_000,
+};
+
+/** A policy that makes every call exactly once. */
+export const NO_RETRY: RetryPolicy = { ...DEFAULT_RETRY_POLICY, maxAttempts: 1 };
+
+/** The wait before retry `retry` (0 for the first retry), in milliseconds. */
+export function backoffMs(policy: RetryPolicy, retry: number): number {
+  const cap = Math.min(policy.maxBackoffMs, policy.initialBackoffMs * policy.multiplier ** retry);
+  return Math.random() * Math.max(0, cap);
+}
+
+/** A random version-4 UUID: the idempotency key of a logical call. */
+export function newRequestId(): string {
+  return randomUUID();
+}
+
+function retryable(error: unknown): boolean {
+  return (
+    isServiceError(error) && (error.code === status.UNAVAILABLE || error.code === status.DEADLINE_EXCEEDED)
+  );
+}
+
+/**
+ * Runs `attempt(deadline)` until it succeeds, fails for good, or time is up;
+ * each attempt's deadline is `timeoutMs` from its start, cut to the policy's
+ * budget. Rethrows the last attempt's error as it came.
+ */
+export async function callWithRetry<T>(
+  attempt: (deadline: Date) => Promise<T>,
+  policy: RetryPolicy,
+  timeoutMs: number,
+  onRetry?: (error: unknown, retry: number, waitMs: number) => void,
+): Promise<T> {
+  const giveUpAt = Date.now() + policy.totalTimeoutMs;
+  for (let retry = 0; ; retry++) {
+    try {
+      return await attempt(new Date(Math.min(Date.now() + timeoutMs, giveUpAt)));
+    } catch (error) {
+      if (!retryable(error) || retry + 1 >= policy.maxAttempts) throw error;
+      const waitMs = backoffMs(policy, retry);
+      if (Date.now() + waitMs >= giveUpAt) throw error;
+      onRetry?.(error, retry + 1, waitMs);
+      await sleep(waitMs);
+    }
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * Helpers that build an experiment definition:
+ *
+ *     await client.createExperiment("tune", {
+ *       parameters: [rangeParameter("lr", 1e-4, 1e-1, { logScale: true }), choiceParameter("opt", ["adam", "sgd"])],
+ *       objectives: { loss: "minimize" },
+ *       generationStrategy: "sobol",
+ *     });
+ *
+ * The helpers return the API's messages, so anything they lack can be written
+ * as a message. The server validates the definition and answers
+ * INVALID_ARGUMENT with field violations.
+ */
+
+import {
+  type Experiment as ExperimentMessage,
+  GeneratorKind,
+  type GenerationStrategy,
+  type Parameter,
+  type ParameterConstraint,
+  ParameterType,
+} from "../../../protos/gen/ts/polytrial/v1/experiment";
+import { type ParameterValue, toValueMessage } from "./values";
+
+/** Options of a range parameter. */
+export interface RangeOptions {
+  /** "float" (the default) or "int". */
+  readonly type?: "float" | "int";
+  /** Search on a log scale (bounds must be positive). */
+  readonly logScale?: boolean;
+  /** Round float values to this many decimal digits. */
+  readonly digits?: number;
+}
+
+/** A parameter with values in [lower, upper]. */
+export function rangeParameter(
+  name: string,
+  lower: number,
+  upper: number,
+  options: RangeOptions = {},
+): Parameter {
+  return {
+    name,
+    kind: {
+      $case: "range",
+      range: {
+        type: options.type === "int" ? ParameterType.PARAMETER_TYPE_INT : ParameterType.PARAMETER_TYPE_FLOAT,
+        lower,
+        upper,
+        logScale: options.logScale ?? false,
+        digits: options.digits,
+      },
+    },
+  };
+}
+
+/**
+ * A parameter that takes one of `values`. Numbers are integers when every
+ * number given is integral, floats otherwise.
+ */
+export function choiceParameter(
+  name: string,
+  values: readonly ParameterValue[],
+  options: { readonly ordered?: boolean } = {},
+): Parameter {
+  const numbers = values.filter((v): v is number => typeof v === "number");
+  const kind = numbers.every((v) => Number.isInteger(v)) ? "int" : "float";
+  return {
+    name,
+    kind: {
+      $case: "choice",
+      choice: { values: values.map((v) => toValueMessage(v, kind)), isOrdered: options.ordered ?? false },
+    },
+  };
+}
+
+/** A parameter held at one value (an integral number is an integer). */
+export function fixedParameter(name: string, value: ParameterValue): Parameter {
+  return { name, kind: { $case: "fixed", fixed: { value: toValueMessage(value) } } };
+}
+
+/** How arms are generated: a kind, or the full strategy. */
+export type StrategySpec =
+  | "sobol"
+  | "bayesian"
+  | {
+      readonly kind?: "sobol" | "bayesian";
+      /** Sobol trials before Bayesian optimization. */
+      readonly numInitialTrials?: number;
+      /** Makes suggestions reproducible. */
+      readonly seed?: number;
+    };
+
+/** The definition `Client.createExperiment` sends. */
+export interface ExperimentSpec {
+  readonly parameters: readonly Parameter[];
+  /** Metric name -> direction. */
+  readonly objectives: Readonly<Record<string, "minimize" | "maximize">>;
+  readonly parameterConstraints?: readonly ParameterConstraint[];
+  /** Metrics recorded but not optimized. */
+  readonly trackingMetrics?: readonly string[];
+  /** Unset is the server's default: Sobol, then Bayesian optimization. */
+  readonly generationStrategy?: StrategySpec;
+  readonly description?: string;
+}
+
+function strategyMessage(spec: StrategySpec): GenerationStrategy {
+  const full = typeof spec === "string" ? { kind: spec } : spec;
+  const kinds = {
+    sobol: GeneratorKind.GENERATOR_KIND_SOBOL,
+    bayesian: GeneratorKind.GENERATOR_KIND_BAYESIAN,
+  };
+  return {
+    kind: full.kind === undefined ? GeneratorKind.GENERATOR_KIND_UNSPECIFIED : kinds[full.kind],
+    numInitialTrials: full.numInitialTrials,
+    seed: full.seed,
+  };
+}
+
+/** The Experiment message of a definition. */
+export function experimentMessage(experimentId: string, spec: ExperimentSpec): ExperimentMessage {
+  return {
+    name: "",
+    experimentId,
+    description: spec.description ?? "",
+    searchSpace: {
+      parameters: [...spec.parameters],
+      parameterConstraints: [...(spec.parameterConstraints ?? [])],
+    },
+    optimizationConfig: {
+      objectives: Object.entries(spec.objectives).map(([metricName, direction]) => ({
+        metricName,
+        minimize: direction === "minimize",
+      })),
+      outcomeConstraints: [],
+      objectiveThresholds: [],
+      trackingMetrics: [...(spec.trackingMetrics ?? [])],
+    },
+    statusQuo: undefined,
+    properties: undefined,
+    generationStrategy:
+      spec.generationStrategy === undefined ? undefined : strategyMessage(spec.generationStrategy),
+    runner: undefined,
+    createTime: undefined,
+    updateTime: undefined,
+    trialCounts: {},
+    metricSources: [],
+  };
+}

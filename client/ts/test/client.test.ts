@@ -1,0 +1,314 @@
+/** The TypeScript client against a real `polytrial serve` subprocess. */
+
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+
+import * as grpc from "@grpc/grpc-js";
+
+import type { SuggestTrialsRequest } from "../../../protos/gen/ts/polytrial/v1/trial_service";
+import {
+  backoffMs,
+  choiceParameter,
+  Client,
+  type ClientOptions,
+  DEFAULT_RETRY_POLICY,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NO_RETRY,
+  NotFoundError,
+  optimize,
+  PolytrialError,
+  rangeParameter,
+  type Result,
+  trialName,
+  TrialStatus,
+  UnavailableError,
+} from "../src/index";
+import { startServer, type TestServer } from "./server";
+
+let server: TestServer;
+const clients: Client[] = [];
+let counter = 0;
+
+before(async () => {
+  server = await startServer();
+});
+
+after(async () => {
+  for (const client of clients) client.close();
+  await server.stop();
+});
+
+function connect(options: ClientOptions = {}): Client {
+  const client = new Client(server.address, options);
+  clients.push(client);
+  return client;
+}
+
+function newExperimentId(prefix: string): string {
+  counter += 1;
+  return `${prefix}-${process.pid}-${counter}`;
+}
+
+/** A Sobol-only experiment with x in [-5, 5] and n in [1, 10], minimizing "loss". */
+async function createSobol(client: Client, prefix: string): Promise<string> {
+  const id = newExperimentId(prefix);
+  await client.createExperiment(id, {
+    parameters: [rangeParameter("x", -5, 5), rangeParameter("n", 1, 10, { type: "int" })],
+    objectives: { loss: "minimize" },
+    generationStrategy: { kind: "sobol", seed: 7 },
+  });
+  return id;
+}
+
+/** An interceptor that calls `onCall` with each call's method path. */
+function watch(onCall: (path: string) => void): grpc.Interceptor {
+  return (options, nextCall) => {
+    onCall(options.method_definition.path);
+    return new grpc.InterceptingCall(nextCall(options));
+  };
+}
+
+describe("Client against a real server", { timeout: 30_000 }, () => {
+  it("returns a created experiment from getExperiment", async () => {
+    const client = connect();
+    const id = newExperimentId("create");
+    const created = await client.createExperiment(id, {
+      parameters: [
+        rangeParameter("lr", 1e-4, 1e-1, { logScale: true }),
+        choiceParameter("optimizer", ["adam", "sgd"]),
+      ],
+      objectives: { accuracy: "maximize" },
+      generationStrategy: "sobol",
+      description: "two parameters",
+    });
+
+    const got = await client.getExperiment(id);
+
+    assert.equal(got.name, `experiments/${id}`);
+    assert.equal(created.name, got.name);
+    assert.deepEqual(got.parameterNames, ["lr", "optimizer"]);
+    assert.deepEqual(got.objectives, [{ metricName: "accuracy", minimize: false }]);
+    assert.equal(got.message.description, "two parameters");
+  });
+
+  it("completes an ask/tell loop of Sobol trials and finds the best arm", async () => {
+    const client = connect();
+    const id = await createSobol(client, "asktell");
+    const losses = new Map<number, number>();
+    for (let i = 0; i < 4; i++) {
+      const trial = await client.suggest(id);
+      assert.equal(trial.status, TrialStatus.TRIAL_STATUS_RUNNING);
+      assert.equal(trial.generator, "sobol");
+      const { x, n } = trial.parameters;
+      assert.ok(typeof x === "number" && x >= -5 && x <= 5, `x = ${String(x)}`);
+      assert.ok(typeof n === "number" && Number.isInteger(n) && n >= 1 && n <= 10, `n = ${String(n)}`);
+      await client.heartbeat(trial);
+      const loss = x * x + n;
+      losses.set(trial.index, loss);
+      const result: Result = trial.index % 2 === 1 ? [loss, 0.1] : loss;
+
+      const completed = await client.completeTrial(trial, result);
+
+      assert.equal(completed.status, TrialStatus.TRIAL_STATUS_COMPLETED);
+      assert.equal(completed.observations.length, 1);
+      assert.equal(completed.observations[0].mean, loss);
+      assert.equal(completed.observations[0].sem, trial.index % 2 === 1 ? 0.1 : undefined);
+    }
+
+    const best = await client.getBestArm(id);
+
+    const [wantIndex, wantLoss] = [...losses].reduce((a, b) => (b[1] < a[1] ? b : a));
+    assert.deepEqual(best.trialIndices, [wantIndex]);
+    assert.equal(best.metrics.loss.mean, wantLoss);
+  });
+
+  it("attaches a trial of the caller's parameters, integers as integers", async () => {
+    const client = connect();
+    const id = await createSobol(client, "attach");
+
+    const trial = await client.attachTrial(id, { x: 2, n: 3 });
+
+    assert.deepEqual(trial.parameters, { x: 2, n: 3 });
+    assert.equal(trial.message.arms[0].arm?.parameters.x.kind?.$case, "floatValue");
+    assert.equal(trial.message.arms[0].arm?.parameters.n.kind?.$case, "intValue");
+    const abandoned = await client.abandonTrial(trial.name, "changed my mind");
+    assert.equal(abandoned.status, TrialStatus.TRIAL_STATUS_ABANDONED);
+    assert.equal(abandoned.statusReason, "changed my mind");
+  });
+
+  it("answers NotFoundError for a missing experiment", async () => {
+    const client = connect();
+
+    const error = await client.getExperiment("no-such-experiment").catch((e: unknown) => e);
+
+    assert.ok(error instanceof NotFoundError, `got ${String(error)}`);
+    assert.ok(error instanceof PolytrialError);
+    assert.equal(error.code, grpc.status.NOT_FOUND);
+    assert.equal(error.reason, "NOT_FOUND");
+    assert.equal(error.metadata.resource_name, "experiments/no-such-experiment");
+    assert.equal((error.cause as grpc.ServiceError).code, grpc.status.NOT_FOUND);
+    await assert.rejects(async () => {
+      for await (const trial of client.listTrials("no-such-experiment")) assert.fail(`yielded ${trial.name}`);
+    }, NotFoundError);
+  });
+
+  it("answers InvalidArgumentError naming the field for a minimum above the maximum, and stores nothing", async () => {
+    const client = connect();
+    const id = newExperimentId("badspace");
+
+    const error = await client
+      .createExperiment(id, { parameters: [rangeParameter("x", 5, 1)], objectives: { loss: "minimize" } })
+      .catch((e: unknown) => e);
+
+    assert.ok(error instanceof InvalidArgumentError, `got ${String(error)}`);
+    assert.ok(error.violations.length > 0, "no field violation");
+    assert.match(error.violations[0].field, /search_space\.parameters\[0\]/);
+    assert.notEqual(error.violations[0].description, "");
+    await assert.rejects(client.getExperiment(id), NotFoundError);
+  });
+
+  it("answers FailedPreconditionError for completing a trial twice, and keeps the first data", async () => {
+    const client = connect();
+    const id = await createSobol(client, "twice");
+    const trial = await client.suggest(id);
+    await client.completeTrial(trial, { loss: 1 });
+
+    await assert.rejects(client.completeTrial(trial.name, { loss: 2 }), FailedPreconditionError);
+
+    const stored = await client.getTrial(trial);
+    assert.deepEqual(
+      stored.observations.map((o) => o.mean),
+      [1],
+    );
+  });
+
+  it("walks every page of listTrials", async () => {
+    let listCalls = 0;
+    const client = connect({
+      grpcOptions: { interceptors: [watch((path) => (listCalls += path.endsWith("/ListTrials") ? 1 : 0))] },
+    });
+    const id = await createSobol(client, "paging");
+    await client.suggestTrials(id, 5);
+
+    const indices: number[] = [];
+    for await (const trial of client.listTrials(id, { pageSize: 2 })) indices.push(trial.index);
+
+    assert.deepEqual(indices, [0, 1, 2, 3, 4]);
+    assert.equal(listCalls, 3);
+
+    // Leaving the loop early stops fetching.
+    listCalls = 0;
+    for await (const trial of client.listTrials(id, { pageSize: 2 })) {
+      assert.equal(trial.index, 0);
+      break;
+    }
+    assert.equal(listCalls, 1);
+  });
+
+  it("retries a lost answer with the same request id, and the server acts once", async () => {
+    const requestIds: string[] = [];
+    // The first SuggestTrials reaches the server, but its answer is "lost":
+    // the client sees UNAVAILABLE and must retry with the same request id.
+    const loseFirstAnswer: grpc.Interceptor = (options, nextCall) => {
+      if (!options.method_definition.path.endsWith("/SuggestTrials"))
+        return new grpc.InterceptingCall(nextCall(options));
+      return new grpc.InterceptingCall(nextCall(options), {
+        sendMessage(message: SuggestTrialsRequest, next) {
+          requestIds.push(message.requestId);
+          next(message);
+        },
+        start(metadata, listener, next) {
+          const attempt = requestIds.length + 1;
+          next(metadata, {
+            onReceiveStatus(status, nextStatus) {
+              nextStatus(
+                attempt === 1 ? { ...status, code: grpc.status.UNAVAILABLE, details: "lost" } : status,
+              );
+            },
+          });
+        },
+      });
+    };
+    const client = connect({
+      grpcOptions: { interceptors: [loseFirstAnswer] },
+      retry: { ...DEFAULT_RETRY_POLICY, initialBackoffMs: 10 },
+    });
+    const id = await createSobol(client, "retry");
+
+    const trial = await client.suggest(id);
+
+    assert.equal(requestIds.length, 2);
+    assert.equal(requestIds[0], requestIds[1]);
+    assert.notEqual(requestIds[0], "");
+    const stored: number[] = [];
+    for await (const t of client.listTrials(id)) stored.push(t.index);
+    assert.deepEqual(stored, [trial.index]);
+  });
+
+  it("optimize marks a failing evaluation FAILED and goes on", async () => {
+    const client = connect();
+    const id = await createSobol(client, "optimize");
+    let calls = 0;
+
+    const summary = await optimize(
+      client,
+      id,
+      (p) => {
+        calls += 1;
+        if (calls === 2) throw new Error("the simulation diverged");
+        if (calls === 3) return Number.NaN;
+        return (p.x as number) ** 2;
+      },
+      4,
+    );
+
+    assert.equal(summary.trials.length, 4);
+    assert.equal(summary.numCompleted, 2);
+    assert.equal(summary.numFailed, 2);
+    const diverged = await client.getTrial(trialName(id, summary.trials[1].index));
+    assert.equal(diverged.status, TrialStatus.TRIAL_STATUS_FAILED);
+    assert.equal(diverged.statusReason, "Error: the simulation diverged");
+    assert.match(summary.trials[2].reason, /NaN/);
+    assert.ok(summary.best !== undefined && summary.best.trialIndices[0] !== summary.trials[1].index);
+  });
+
+  it("runs the README's ten lines", async () => {
+    const address = server.address;
+    // --- README: TypeScript client in ten lines (address: "localhost:50051") ---
+    const client = new Client(address);
+    await client.createExperiment("quadratic", {
+      parameters: [rangeParameter("x", -5, 5)],
+      objectives: { loss: "minimize" },
+    });
+    const summary = await optimize(client, "quadratic", (p) => (p.x as number) ** 2, 5);
+    console.log(summary.best?.parameters);
+    client.close();
+    // --- end ---
+    assert.equal(summary.numCompleted, 5);
+    assert.equal(typeof summary.best?.parameters.x, "number");
+  });
+});
+
+describe("Client without a server", { timeout: 10_000 }, () => {
+  it("answers UnavailableError when nothing listens", async () => {
+    // Port 1 on loopback has no listener on a test machine.
+    const client = new Client("127.0.0.1:1", { retry: NO_RETRY, timeoutMs: 2000 });
+    try {
+      await assert.rejects(client.waitUntilReady(300), UnavailableError);
+      await assert.rejects(client.getExperiment("anything"), UnavailableError);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("draws backoff waits within the growing cap", () => {
+    const policy = { ...DEFAULT_RETRY_POLICY, initialBackoffMs: 100, maxBackoffMs: 300 };
+    [100, 200, 300, 300].forEach((cap, retry) => {
+      for (let i = 0; i < 200; i++) {
+        const wait = backoffMs(policy, retry);
+        assert.ok(wait >= 0 && wait <= cap, `retry ${retry} waited ${wait}`);
+      }
+    });
+  });
+});
