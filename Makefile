@@ -161,3 +161,29 @@ test-runners: build-runners
 	cd $(RUNNERS_GO) && test -z "$$(gofmt -l .)" || (gofmt -l . && echo "run gofmt -w" && exit 1)
 	cd $(RUNNERS_GO) && $(GO) vet ./... && $(GO) test ./...
 	cd $(RUNNERS_TS) && npm run --silent format-check && npm test
+
+# --- Clients: the Go and TypeScript client SDKs and their tests -------------
+# Both compile the shared generated code: protos/gen/go through a `replace`
+# directive in client/go/go.mod, protos/gen/ts through client/ts/tsconfig.json
+# (as runners/ does). Their tests start a real `polytrial serve` from the
+# virtualenv; POLYTRIAL_BIN overrides which one. `go test -count=1` because a
+# cached pass says nothing about today's server.
+CLIENT_GO := client/go
+CLIENT_TS := client/ts
+
+.PHONY: build-clients test-clients
+
+$(CLIENT_TS)/node_modules/.installed: $(CLIENT_TS)/package.json $(CLIENT_TS)/package-lock.json
+	cd $(CLIENT_TS) && npm ci --no-audit --no-fund
+	touch $@
+
+## build-clients: install the pinned npm packages and compile both clients.
+build-clients: $(CLIENT_TS)/node_modules/.installed
+	cd $(CLIENT_GO) && $(GO) mod download && $(GO) build ./...
+	cd $(CLIENT_TS) && rm -rf dist && npm run --silent build
+
+## test-clients: vet, format-check and test both clients against a real server.
+test-clients: setup build-clients
+	cd $(CLIENT_GO) && test -z "$$(gofmt -l .)" || (gofmt -l . && echo "run gofmt -w" && exit 1)
+	cd $(CLIENT_GO) && $(GO) vet ./... && $(GO) test -count=1 ./...
+	cd $(CLIENT_TS) && npm run --silent format-check && npm test
