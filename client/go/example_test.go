@@ -28,6 +28,6 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(summary.NumCompleted(), "trials completed; best x in [-5, 5]:", summary.Best.Parameters["x"].Kind() == polytrial.KindFloat)
-	// Output: 5 trials completed; best x in [-5, 5]: true
+	fmt.Println(summary.NumCompleted(), "trials completed; best x is a", summary.Best.Parameters["x"].Kind())
+	// Output: 5 trials completed; best x is a float
 }

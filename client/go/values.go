@@ -23,6 +23,21 @@ const (
 	KindBool
 )
 
+// String names the kind: "int", "float", "string", "bool" or "invalid".
+func (k Kind) String() string {
+	switch k {
+	case KindInt:
+		return "int"
+	case KindFloat:
+		return "float"
+	case KindString:
+		return "string"
+	case KindBool:
+		return "bool"
+	}
+	return "invalid"
+}
+
 // Value is one parameter value, an int64, float64, string or bool, and keeps
 // its type both ways: an integer range parameter gives KindInt, a choice of
 // strings KindString. Make one with Int, Float, String or Bool.
