@@ -122,6 +122,25 @@ _SELECT_OBSERVATIONS = (
     )
     .order_by(_O.c.id)
 )
+# The same by an index range. A page of trials is a contiguous run of indices,
+# and a short, fixed statement is prepared once, where an IN list of a
+# hundred parameters is a new statement text for the driver every time.
+_SELECT_ARMS_RANGE = (
+    select(_A)
+    .where(
+        _A.c.experiment_pk == bindparam("pk"),
+        _A.c.trial_index.between(bindparam("low"), bindparam("high")),
+    )
+    .order_by(_A.c.trial_index, _A.c.arm_index)
+)
+_SELECT_OBSERVATIONS_RANGE = (
+    select(_O)
+    .where(
+        _O.c.experiment_pk == bindparam("pk"),
+        _O.c.trial_index.between(bindparam("low"), bindparam("high")),
+    )
+    .order_by(_O.c.id)
+)
 _EXPIRED = (
     _T.c.experiment_pk == bindparam("pk"),
     _T.c.status == _RUNNING,
@@ -721,9 +740,23 @@ class Repository:
         if not rows:
             return []
         indices = [row.trial_index for row in rows]
-        # One query each for arms and observations instead of one per trial.
+        wanted = set(indices)
+        low, high = min(indices), max(indices)
+        # One query each for arms and observations instead of one per trial;
+        # by range when the indices are (nearly) contiguous, rows of trials
+        # in the gaps being skipped below.
+        if high - low < 2 * len(indices):
+            arm_rows = self._run(_SELECT_ARMS_RANGE, pk=pk, low=low, high=high).all()
+            obs_rows = self._run(
+                _SELECT_OBSERVATIONS_RANGE, pk=pk, low=low, high=high
+            ).all()
+        else:
+            arm_rows = self._run(_SELECT_ARMS, pk=pk, indices=indices).all()
+            obs_rows = self._run(_SELECT_OBSERVATIONS, pk=pk, indices=indices).all()
         arms: dict[int, list[ArmRecord]] = defaultdict(list)
-        for arm in self._run(_SELECT_ARMS, pk=pk, indices=indices):
+        for arm in arm_rows:
+            if arm.trial_index not in wanted:
+                continue
             arms[arm.trial_index].append(
                 ArmRecord(
                     name=arm.name,
@@ -733,7 +766,9 @@ class Repository:
                 )
             )
         observations: dict[int, list[ObservationRecord]] = defaultdict(list)
-        for obs in self._run(_SELECT_OBSERVATIONS, pk=pk, indices=indices):
+        for obs in obs_rows:
+            if obs.trial_index not in wanted:
+                continue
             observations[obs.trial_index].append(
                 ObservationRecord(
                     arm_name=obs.arm_name,
