@@ -158,6 +158,7 @@ def run_workers(jobs: list[dict[str, Any]], seconds: float) -> float:
 
 
 def create_experiments(address: str, experiment_ids: list[str]) -> None:
+    """Creates Sobol experiments over the benchmark's two parameters."""
     with Client(address) as client:
         for experiment_id in experiment_ids:
             client.create_experiment(
@@ -177,18 +178,18 @@ def throughput(
     workers: int,
 ) -> float:
     """Ask/tell cycles per second of `clients` processes on a fresh database."""
-    with fresh_database(backend, postgres_url) as db_url:
-        with polytrial_server(db_url, workers) as (address, _process):
-            if layout == "one":
-                ids = ["shared"] * clients
-                create_experiments(address, ["shared"])
-            else:
-                ids = [f"own-{i}" for i in range(clients)]
-                create_experiments(address, ids)
-            jobs = [
-                {"kind": "asktell", "address": address, "experiment": e} for e in ids
-            ]
-            return run_workers(jobs, seconds)
+    with (
+        fresh_database(backend, postgres_url) as db_url,
+        polytrial_server(db_url, workers) as (address, _process),
+    ):
+        if layout == "one":
+            ids = ["shared"] * clients
+            create_experiments(address, ["shared"])
+        else:
+            ids = [f"own-{i}" for i in range(clients)]
+            create_experiments(address, ids)
+        jobs = [{"kind": "asktell", "address": address, "experiment": e} for e in ids]
+        return run_workers(jobs, seconds)
 
 
 def echo_throughput(clients: int, seconds: float) -> float:
@@ -214,47 +215,53 @@ def _rss_mb(pid: int) -> float:
 
 
 def scale(backend: str, postgres_url: str, trials: int) -> dict[str, float]:
-    """RSS after `trials` completed trials, and latencies at that size vs empty."""
-    with fresh_database(backend, postgres_url) as db_url:
-        with polytrial_server(db_url) as (address, process):
-            create_experiments(address, ["big", "empty"])
-            with Client(address) as client:
-                rss_start = _rss_mb(process.pid)
-                made = []
-                for _ in range(trials // 100):
-                    made += client.suggest_trials("big", 100)
-                with concurrent.futures.ThreadPoolExecutor(4) as pool:
-                    list(pool.map(lambda t: client.complete_trial(t, 1.0), made))
-                rss_full = _rss_mb(process.pid)
+    """Server RSS after `trials` completed trials, and latencies at that size.
 
-                stub = trial_service_pb2_grpc.TrialServiceStub(client._channel)
+    Suggest is compared with an empty experiment; a list page of 100 trials
+    with an experiment that has just those 100 (its first and only page).
+    """
+    with (
+        fresh_database(backend, postgres_url) as db_url,
+        polytrial_server(db_url) as (address, process),
+    ):
+        create_experiments(address, ["big", "empty", "small"])
+        with Client(address) as client:
+            rss_start = _rss_mb(process.pid)
+            made = client.suggest_trials("small", 100)
+            for _ in range(trials // 100):
+                made += client.suggest_trials("big", 100)
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                list(pool.map(lambda t: client.complete_trial(t, 1.0), made))
+            rss_full = _rss_mb(process.pid)
 
-                def page(parent: str, token: str = "") -> object:
-                    return stub.ListTrials(
-                        trial_service_pb2.ListTrialsRequest(
-                            parent=parent, page_size=100, page_token=token
-                        ),
-                        timeout=60,
-                    )
+            channel = grpc.insecure_channel(address)
+            stub = trial_service_pb2_grpc.TrialServiceStub(channel)
 
-                # A token of a page near the end of the big experiment.
-                token = ""
-                for _ in range(trials // 100 - 1):
-                    token = page("experiments/big", token).next_page_token  # type: ignore[attr-defined]
-                return {
-                    "rss_start_mb": rss_start,
-                    "rss_after_mb": rss_full,
-                    "suggest_empty_ms": _median_ms(lambda: client.suggest("empty")),
-                    "suggest_big_ms": _median_ms(lambda: client.suggest("big")),
-                    "page_empty_ms": _median_ms(lambda: page("experiments/empty")),
-                    "page_big_first_ms": _median_ms(lambda: page("experiments/big")),
-                    "page_big_last_ms": _median_ms(
-                        lambda: page("experiments/big", token)
-                    ),
-                }
+            def page(parent: str, token: str = "") -> str:
+                request = trial_service_pb2.ListTrialsRequest(
+                    parent=parent, page_size=100, page_token=token
+                )
+                return str(stub.ListTrials(request, timeout=60).next_page_token)
+
+            # The token of the last page of the big experiment.
+            token = ""
+            for _ in range(trials // 100 - 1):
+                token = page("experiments/big", token)
+            found = {
+                "rss_start_mb": rss_start,
+                "rss_after_mb": rss_full,
+                "suggest_empty_ms": _median_ms(lambda: client.suggest("empty")),
+                "suggest_big_ms": _median_ms(lambda: client.suggest("big")),
+                "page_small_ms": _median_ms(lambda: page("experiments/small")),
+                "page_big_first_ms": _median_ms(lambda: page("experiments/big")),
+                "page_big_last_ms": _median_ms(lambda: page("experiments/big", token)),
+            }
+            channel.close()
+            return found
 
 
 def main() -> None:
+    """Runs every measurement and prints the tables."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.asktell", description=__doc__
     )
@@ -277,7 +284,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the results as JSON")
     args = parser.parse_args()
 
-    counts = [int(c) for c in args.clients.split(",")]
+    counts = [int(c) for c in args.clients.split(",") if c]
     backends = [b for b in args.backends.split(",") if b]
     if "postgresql" in backends and not args.postgres_url:
         print("no --postgres-url (or POLYTRIAL_TEST_POSTGRES_URL): SQLite only\n")
@@ -323,8 +330,9 @@ def main() -> None:
 
     if not args.skip_scale:
         print(
-            f"\nat {args.scale_trials} completed trials vs an empty experiment "
-            "(medians of 25 calls)"
+            f"\nat {args.scale_trials} completed trials (medians of {SAMPLES} "
+            "calls): suggest vs an empty experiment, a 100-trial list page vs "
+            "an experiment of 100 trials"
         )
         results["scale"] = {}
         for backend in backends:
@@ -332,9 +340,10 @@ def main() -> None:
             results["scale"][backend] = found
             print(
                 f"{backend:<11}server RSS {found['rss_start_mb']:.0f} MB -> "
-                f"{found['rss_after_mb']:.0f} MB; suggest {found['suggest_empty_ms']:.1f}"
-                f" ms empty vs {found['suggest_big_ms']:.1f} ms; list page "
-                f"{found['page_empty_ms']:.1f} ms empty vs "
+                f"{found['rss_after_mb']:.0f} MB; suggest "
+                f"{found['suggest_empty_ms']:.1f} ms empty vs "
+                f"{found['suggest_big_ms']:.1f} ms; list page "
+                f"{found['page_small_ms']:.1f} ms at 100 vs "
                 f"{found['page_big_first_ms']:.1f} ms first / "
                 f"{found['page_big_last_ms']:.1f} ms last"
             )

@@ -41,6 +41,7 @@ def serve(port: int, max_workers: int = 16) -> None:
 
 
 def main() -> None:
+    """Parses --port and serves."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     serve(parser.parse_args().port)

@@ -66,6 +66,7 @@ def echo(job: dict[str, Any]) -> int:
 
 
 def main() -> None:
+    """Runs the job given as the first argument and prints its count."""
     job = json.loads(sys.argv[1])
     done = ask_tell(job) if job["kind"] == "asktell" else echo(job)
     print(json.dumps({"cycles": done}), flush=True)
