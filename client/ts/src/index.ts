@@ -28,7 +28,13 @@ export {
   UnavailableError,
   UnimplementedError,
 } from "./errors";
-export { type Evaluate, type OptimizationSummary, optimize, type TrialOutcome } from "./optimize";
+export {
+  type Evaluate,
+  type OptimizationSummary,
+  optimize,
+  type OptimizeOptions,
+  type TrialOutcome,
+} from "./optimize";
 export { backoffMs, DEFAULT_RETRY_POLICY, newRequestId, NO_RETRY, type RetryPolicy } from "./retry";
 export {
   choiceParameter,

@@ -5,7 +5,9 @@
  * takes the parameters and returns (or resolves to) a number, a [mean, sem]
  * pair, or an object of metrics. A trial whose evaluation throws, or returns
  * something that is not a finite number, is marked FAILED with the reason and
- * the loop goes on.
+ * the loop goes on. A trial whose evaluation ends after the optional abort
+ * signal fired is marked ABANDONED before the abort propagates, so the loop
+ * leaves no trial RUNNING.
  */
 
 import { Client } from "./client";
@@ -13,8 +15,19 @@ import { FailedPreconditionError, InvalidArgumentError, SearchSpaceExhaustedErro
 import { type ArmResult, type Experiment, type Trial, TrialStatus } from "./types";
 import { type Parameters, problemWith, type Result, toObservations } from "./values";
 
-/** Maps parameters to a result; a thrown error fails the trial. */
-export type Evaluate = (parameters: Parameters) => Result | Promise<Result>;
+/**
+ * Maps parameters to a result; a thrown error fails the trial. `signal` is the
+ * loop's abort signal (undefined when it has none), for long evaluations.
+ */
+export type Evaluate = (parameters: Parameters, signal: AbortSignal | undefined) => Result | Promise<Result>;
+
+/** Options of `optimize`. */
+export interface OptimizeOptions {
+  /** Stops the loop: the running trial is abandoned and the promise rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
+  /** Called after every trial with its outcome. */
+  readonly onTrial?: (outcome: TrialOutcome) => void;
+}
 
 /** What one iteration of the loop did. */
 export interface TrialOutcome {
@@ -61,7 +74,9 @@ export async function optimize(
   experimentId: string,
   evaluate: Evaluate,
   numTrials: number,
+  options: OptimizeOptions = {},
 ): Promise<OptimizationSummary> {
+  const { signal, onTrial } = options;
   if (!(numTrials >= 0)) throw new RangeError("numTrials must not be negative");
   const experiment = await client.getExperiment(experimentId);
   const objectives = experiment.objectives.map((o) => o.metricName);
@@ -69,6 +84,7 @@ export async function optimize(
   let stoppedReason = "";
   for (let position = 1; position <= numTrials; position++) {
     // Ask.
+    signal?.throwIfAborted();
     let trial: Trial;
     try {
       trial = await client.suggest(experiment.experimentId);
@@ -79,7 +95,9 @@ export async function optimize(
     }
 
     // Evaluate and tell.
-    outcomes.push({ position, ...(await runTrial(client, trial, evaluate, objectives)) });
+    const outcome = { position, ...(await runTrial(client, trial, evaluate, objectives, signal)) };
+    outcomes.push(outcome);
+    onTrial?.(outcome);
   }
 
   // The best arm(s); "no data yet" is not an error of the loop.
@@ -111,6 +129,7 @@ async function runTrial(
   trial: Trial,
   evaluate: Evaluate,
   objectives: readonly string[],
+  signal: AbortSignal | undefined,
 ): Promise<Omit<TrialOutcome, "position">> {
   const base = { index: trial.index, parameters: trial.parameters, generator: trial.generator };
   const started = performance.now();
@@ -121,10 +140,20 @@ async function runTrial(
 
   // The evaluation is the caller's code: any failure of it is this trial's
   // failure, not the loop's.
-  let result: Result;
+  let result: Result | undefined;
+  let evaluationError: unknown;
   try {
-    result = await evaluate({ ...trial.parameters });
+    result = await evaluate({ ...trial.parameters }, signal);
   } catch (error) {
+    evaluationError = error;
+  }
+  if (signal?.aborted === true) {
+    await client.abandonTrial(trial, "the optimization loop was aborted");
+    throw signal.reason;
+  }
+  if (result === undefined) {
+    const error = evaluationError;
+    if (error === undefined) return fail("the evaluation returned undefined instead of a number");
     return fail(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
   }
   const evaluationMs = performance.now() - started;

@@ -273,6 +273,67 @@ describe("Client against a real server", { timeout: 30_000 }, () => {
     assert.ok(summary.best !== undefined && summary.best.trialIndices[0] !== summary.trials[1].index);
   });
 
+  it("optimize abandons the running trial when aborted", async () => {
+    const client = connect();
+    const id = await createSobol(client, "abort");
+    const controller = new AbortController();
+
+    await assert.rejects(
+      optimize(
+        client,
+        id,
+        () => {
+          controller.abort(new Error("stop now"));
+          return 1;
+        },
+        3,
+        { signal: controller.signal },
+      ),
+      /stop now/,
+    );
+
+    const trial = await client.getTrial(trialName(id, 0));
+    assert.equal(trial.status, TrialStatus.TRIAL_STATUS_ABANDONED);
+  });
+
+  it("tells a trial by name from a new client, as after a restart of the asking process", async () => {
+    const asker = connect();
+    const id = await createSobol(asker, "restart");
+    const { name } = await asker.suggest(id);
+    asker.close();
+
+    const completed = await connect().completeTrial(name, 2.5);
+
+    assert.equal(completed.status, TrialStatus.TRIAL_STATUS_COMPLETED);
+    assert.deepEqual(
+      completed.observations.map((o) => [o.armName, o.metricName, o.mean]),
+      [["0_0", "loss", 2.5]],
+    );
+  });
+
+  it("answers InvalidArgumentError naming the arm and metric for a NaN mean, and the trial stays RUNNING", async () => {
+    const client = connect();
+    const id = await createSobol(client, "nan");
+    const trial = await client.suggest(id);
+
+    const error = await client.completeTrial(trial, Number.NaN).catch((e: unknown) => e);
+
+    assert.ok(error instanceof InvalidArgumentError, `got ${String(error)}`);
+    assert.match(`${error.message} ${error.violations.map((v) => v.field).join(" ")}`, /0_0/);
+    assert.match(error.message, /loss/);
+    const stored = await client.getTrial(trial);
+    assert.equal(stored.status, TrialStatus.TRIAL_STATUS_RUNNING);
+    assert.equal(stored.observations.length, 0);
+  });
+
+  it("answers FailedPreconditionError for the best arm before any data", async () => {
+    const client = connect();
+    const id = await createSobol(client, "nodata");
+    await client.suggestTrials(id, 2);
+
+    await assert.rejects(client.getBestArm(id), FailedPreconditionError);
+  });
+
   it("runs the README's ten lines", async () => {
     const address = server.address;
     // --- README: TypeScript client in ten lines (address: "localhost:50051") ---
