@@ -75,11 +75,11 @@ def test_heartbeats_keep_a_trial_running_and_it_is_lost_once_they_stop(
 ) -> None:
     server, api = served(0.1)
     api.create(experiment("beat"))
-    (trial,) = api.suggest("beat", ttl_s=1.0)
+    (trial,) = api.suggest("beat", ttl_s=2.0)
 
     # Heartbeats well inside the time-to-live, for longer than it lasts.
-    for _ in range(8):
-        time.sleep(0.25)
+    for _ in range(15):
+        time.sleep(0.2)
         renewed = api.trials.HeartbeatTrial(
             ts.HeartbeatTrialRequest(name=trial.name), timeout=30
         )
