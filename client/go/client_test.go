@@ -501,3 +501,75 @@ func TestDialWithoutAServerIsUnavailable(t *testing.T) {
 		t.Errorf("Dial answered %v, want UNAVAILABLE", err)
 	}
 }
+
+func TestTrialIsToldByNameFromANewClient(t *testing.T) {
+	ctx := testContext(t)
+	asker := dial(t)
+	id := createSobol(t, ctx, asker, "restart")
+	trial, err := asker.Suggest(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = asker.Close()
+
+	// A new client knows nothing of the experiment: it fetches the objective
+	// a bare number stands for.
+	completed, err := dial(t).CompleteTrial(ctx, trial.Name, polytrial.Number(2.5))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if completed.Status != polytrial.StatusCompleted || len(completed.Observations) != 1 {
+		t.Fatalf("completed trial is %s with %+v", completed.Status, completed.Observations)
+	}
+	o := completed.Observations[0]
+	if o.ArmName != "0_0" || o.MetricName != "loss" || o.Mean != 2.5 {
+		t.Errorf("observation %+v, want arm 0_0, loss 2.5", o)
+	}
+}
+
+func TestNaNMeanIsInvalidArgumentNamingArmAndMetricAndTheTrialStaysRunning(t *testing.T) {
+	ctx := testContext(t)
+	client := dial(t)
+	id := createSobol(t, ctx, client, "nan")
+	trial, err := client.Suggest(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = client.CompleteTrial(ctx, trial.Name, polytrial.Number(math.NaN()))
+
+	var typed *polytrial.Error
+	if !errors.As(err, &typed) || typed.Code != codes.InvalidArgument {
+		t.Fatalf("a NaN mean answered %v, want INVALID_ARGUMENT", err)
+	}
+	fields := ""
+	for _, v := range typed.FieldViolations {
+		fields += " " + v.Field
+	}
+	if !strings.Contains(typed.Message+fields, "0_0") || !strings.Contains(typed.Message, "loss") {
+		t.Errorf("refusal %q (fields%s) does not name arm 0_0 and metric loss", typed.Message, fields)
+	}
+	stored, err := client.GetTrial(ctx, trial.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Status != polytrial.StatusRunning || len(stored.Observations) != 0 {
+		t.Errorf("after the refusal the trial is %s with %d observations", stored.Status, len(stored.Observations))
+	}
+}
+
+func TestBestArmBeforeAnyDataIsFailedPrecondition(t *testing.T) {
+	ctx := testContext(t)
+	client := dial(t)
+	id := createSobol(t, ctx, client, "nodata")
+	if _, err := client.SuggestTrials(ctx, id, 2, polytrial.SuggestOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err := client.GetBestArm(ctx, id)
+
+	if !polytrial.IsFailedPrecondition(err) {
+		t.Errorf("GetBestArm without data answered %v, want FAILED_PRECONDITION", err)
+	}
+}
