@@ -295,7 +295,11 @@ class Repository:
         Raises:
             NotFound: no such experiment (NOT_FOUND).
         """
-        row = self._experiment_row(experiment_id, for_update=True)
+        # A full FOR UPDATE lock, unlike the suggestion lock: it also holds
+        # off transactions about to insert rows that reference the experiment
+        # (a completion's request key), which would otherwise fail on the
+        # foreign key after this delete.
+        row = self._experiment_row(experiment_id, for_update=True, key_share=False)
         # Children are deleted explicitly, child first, so the outcome does
         # not depend on whether the backend enforces ON DELETE CASCADE.
         for table in (ObservationRow, ArmRow, TrialRow, RequestRow):
@@ -675,13 +679,13 @@ class Repository:
     # Helpers ---------------------------------------------------------------
 
     def _experiment_row(
-        self, experiment_id: str, *, for_update: bool = False
+        self, experiment_id: str, *, for_update: bool = False, key_share: bool = True
     ) -> ExperimentRow:
         query = select(ExperimentRow).where(
             ExperimentRow.experiment_id == experiment_id
         )
         if for_update:
-            query = query.with_for_update(key_share=True)
+            query = query.with_for_update(key_share=key_share)
         row = self.session.scalars(query).one_or_none()
         if row is None:
             name = resources.experiment_name(experiment_id)
