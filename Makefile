@@ -185,5 +185,5 @@ build-clients: $(CLIENT_TS)/node_modules/.installed
 ## test-clients: vet, format-check and test both clients against a real server.
 test-clients: setup build-clients
 	cd $(CLIENT_GO) && test -z "$$(gofmt -l .)" || (gofmt -l . && echo "run gofmt -w" && exit 1)
-	cd $(CLIENT_GO) && $(GO) vet ./... && $(GO) test -count=1 ./...
+	cd $(CLIENT_GO) && $(GO) vet ./... && $(GO) test -count=1 -timeout 120s ./...
 	cd $(CLIENT_TS) && npm run --silent format-check && npm test

@@ -168,6 +168,35 @@ func (c *Client) CreateExperiment(ctx context.Context, experiment *pb.Experiment
 	return c.remember(experimentFromProto(message)), nil
 }
 
+// CreateOrGetExperiment creates an experiment, or returns the existing one
+// when an experiment with the same id, parameter names and objectives exists
+// already: create-or-get for many workers started at once. Unlike
+// CreateExperiment it is retried.
+//
+// Errors: AlreadyExists when the id is taken by an experiment with other
+// parameters or objectives; InvalidArgument as for CreateExperiment.
+func (c *Client) CreateOrGetExperiment(ctx context.Context, experiment *pb.Experiment) (*Experiment, error) {
+	request := &pb.CreateExperimentRequest{Experiment: experiment}
+	message, err := invoke(ctx, c, "CreateExperiment", true, "", c.experiments.CreateExperiment, request)
+	if err == nil {
+		return c.remember(experimentFromProto(message)), nil
+	}
+	if !IsAlreadyExists(err) {
+		return nil, err
+	}
+	existing, err := c.GetExperiment(ctx, experiment.GetExperimentId())
+	if err != nil {
+		return nil, err
+	}
+	wanted := experimentFromProto(experiment)
+	if fmt.Sprint(existing.ParameterNames, existing.Objectives) != fmt.Sprint(wanted.ParameterNames, wanted.Objectives) {
+		return nil, &Error{Code: codes.AlreadyExists, Reason: "ALREADY_EXISTS", Message: fmt.Sprintf(
+			"%s exists with parameters %v and objectives %v, not the ones asked for",
+			existing.Name, existing.ParameterNames, existing.Objectives)}
+	}
+	return existing, nil
+}
+
 // GetExperiment returns an experiment, given its id or name.
 //
 // Errors: NotFound.
@@ -336,9 +365,10 @@ func (c *Client) AttachTrial(ctx context.Context, experiment string, arms ...Par
 
 // Trials: telling ------------------------------------------------------------
 
-// CompleteTrial records final data of a RUNNING single-arm trial and moves it
-// to COMPLETED: the "tell" of ask/tell. A Number or MeanSEM is the
-// experiment's single objective; Metrics names each metric.
+// CompleteTrial records final data of a RUNNING trial and moves it to
+// COMPLETED: the "tell" of ask/tell. A Number or MeanSEM is the experiment's
+// single objective; Metrics names each metric; ByArm gives a batch trial's
+// result per arm.
 //
 // Errors: FailedPrecondition when the trial is not RUNNING (completed
 // already, say; nothing changes); InvalidArgument when a value is not finite
@@ -352,7 +382,7 @@ func (c *Client) CompleteTrial(ctx context.Context, trialName string, result Res
 		return nil, fmt.Errorf("polytrial: trial %s: the result is nil", trialName)
 	}
 	var objectives []string
-	if _, byMetric := result.(Metrics); !byMetric {
+	if needsObjectives(result) {
 		if objectives, err = c.objectiveNames(ctx, experimentID); err != nil {
 			return nil, err
 		}

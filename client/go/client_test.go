@@ -573,3 +573,59 @@ func TestBestArmBeforeAnyDataIsFailedPrecondition(t *testing.T) {
 		t.Errorf("GetBestArm without data answered %v, want FAILED_PRECONDITION", err)
 	}
 }
+
+func TestBatchTrialIsCompletedByArm(t *testing.T) {
+	ctx := testContext(t)
+	client := dial(t)
+	id := createSobol(t, ctx, client, "batch")
+	trials, err := client.SuggestTrials(ctx, id, 2, polytrial.SuggestOptions{Batch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(trials) != 1 || len(trials[0].Arms) != 2 {
+		t.Fatalf("a batch of 2 gave %d trials", len(trials))
+	}
+	batch := trials[0]
+
+	completed, err := client.CompleteTrial(ctx, batch.Name, polytrial.ByArm{
+		batch.Arms[0].Name: polytrial.Number(1),
+		batch.Arms[1].Name: polytrial.Metrics{"loss": polytrial.MeanSEM{Mean: 2, SEM: 0.5}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	got := map[string]float64{}
+	for _, o := range completed.Observations {
+		got[o.ArmName] = o.Mean
+	}
+	if completed.Status != polytrial.StatusCompleted || got[batch.Arms[0].Name] != 1 || got[batch.Arms[1].Name] != 2 {
+		t.Errorf("batch trial is %s with %v", completed.Status, got)
+	}
+}
+
+func TestCreateOrGetReturnsTheExistingExperimentAndRefusesADifferentOne(t *testing.T) {
+	ctx := testContext(t)
+	client := dial(t)
+	id := newExperimentID("createorget")
+	build := func(metric string) *pb.Experiment {
+		definition, err := polytrial.NewExperiment(id).Float("x", 0, 1).Minimize(metric).Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return definition
+	}
+	first, err := client.CreateOrGetExperiment(ctx, build("loss"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	second, err := client.CreateOrGetExperiment(ctx, build("loss"))
+	if err != nil || second.Name != first.Name {
+		t.Fatalf("the second create-or-get answered %v, %v", second, err)
+	}
+	_, err = client.CreateOrGetExperiment(ctx, build("error"))
+	if !polytrial.IsAlreadyExists(err) {
+		t.Errorf("create-or-get with another objective answered %v, want ALREADY_EXISTS", err)
+	}
+}

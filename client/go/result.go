@@ -16,7 +16,8 @@ import (
 //		"acc": polytrial.MeanSEM{Mean: 0.9, SEM: 0.01}}
 //
 // A Number has no standard error: that says "unknown", not "noiseless".
-// Report MeanSEM{Mean: v, SEM: 0} for a noiseless measurement.
+// Report MeanSEM{Mean: v, SEM: 0} for a noiseless measurement. A batch
+// trial's result is ByArm, one Result per arm name.
 type Result interface {
 	// observations expands the result for one arm, given the experiment's
 	// objectives (needed only by a bare number).
@@ -39,6 +40,50 @@ type MeanSEM struct {
 
 // Metrics is a result by metric name.
 type Metrics map[string]Metric
+
+// ByArm is a batch trial's result by arm name ("{trial index}_{arm index}"),
+// each a Number, MeanSEM or Metrics.
+type ByArm map[string]Result
+
+func (b ByArm) observations(_ string, objectives []string) ([]*pb.Observation, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("polytrial: the result has no arm")
+	}
+	arms := make([]string, 0, len(b))
+	for arm := range b {
+		arms = append(arms, arm)
+	}
+	sort.Strings(arms)
+	var messages []*pb.Observation
+	for _, arm := range arms {
+		if _, nested := b[arm].(ByArm); nested || b[arm] == nil {
+			return nil, fmt.Errorf("polytrial: arm %s: give a Number, MeanSEM or Metrics", arm)
+		}
+		armMessages, err := b[arm].observations(arm, objectives)
+		if err != nil {
+			return nil, err
+		}
+		messages = append(messages, armMessages...)
+	}
+	return messages, nil
+}
+
+// needsObjectives reports whether a result has a bare value, which stands
+// for the experiment's single objective.
+func needsObjectives(result Result) bool {
+	switch r := result.(type) {
+	case Metrics:
+		return false
+	case ByArm:
+		for _, arm := range r {
+			if needsObjectives(arm) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
 
 func (n Number) meanAndSEM() (float64, *float64) { return float64(n), nil }
 
