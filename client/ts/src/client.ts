@@ -18,7 +18,7 @@ import { ExperimentServiceClient } from "../../../protos/gen/ts/polytrial/v1/exp
 import { ResultServiceClient } from "../../../protos/gen/ts/polytrial/v1/result_service";
 import type { Trial as TrialMessage } from "../../../protos/gen/ts/polytrial/v1/trial";
 import { type ArmInput, TrialServiceClient } from "../../../protos/gen/ts/polytrial/v1/trial_service";
-import { fromServiceError, isServiceError, UnavailableError } from "./errors";
+import { AlreadyExistsError, fromServiceError, isServiceError, UnavailableError } from "./errors";
 import { callWithRetry, DEFAULT_RETRY_POLICY, newRequestId, NO_RETRY, type RetryPolicy } from "./retry";
 import { type ExperimentSpec, experimentMessage } from "./spec";
 import {
@@ -33,12 +33,14 @@ import {
   type TrialStatus,
 } from "./types";
 import {
+  type BatchResult,
+  needsObjectives,
   numberKinds,
   type NumberKinds,
   type Parameters,
   type Result,
-  toObservations,
   toParametersMessage,
+  toTrialObservations,
 } from "./values";
 
 /** Deadline of one call attempt unless the client is given another. */
@@ -145,10 +147,39 @@ export class Client {
    * would be refused as ALREADY_EXISTS.
    *
    * @throws InvalidArgumentError a part of the definition is invalid; its `violations` name the fields.
-   * @throws AlreadyExistsError the id is taken.
+   * @throws AlreadyExistsError the id is taken (with `existOk`: by an
+   *   experiment with other parameters or objectives).
    */
-  async createExperiment(experimentId: string, spec: ExperimentSpec): Promise<Experiment> {
-    return this.createExperimentFromMessage(experimentMessage(experimentId, spec));
+  async createExperiment(
+    experimentId: string,
+    spec: ExperimentSpec,
+    options: { readonly existOk?: boolean } = {},
+  ): Promise<Experiment> {
+    const message = experimentMessage(experimentId, spec);
+    if (options.existOk !== true) return this.createExperimentFromMessage(message);
+
+    // Create-or-get for many workers started at once; retried, since a
+    // repeat that finds the experiment is answered the same way.
+    try {
+      return this.remember(
+        await this.call("CreateExperiment", this.experiments, this.experiments.createExperiment, {
+          experiment: message,
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof AlreadyExistsError)) throw error;
+    }
+    const existing = await this.getExperiment(experimentId);
+    const wanted = experimentFromMessage(message);
+    const shape = (e: Experiment): string => JSON.stringify([e.parameterNames, e.objectives]);
+    if (shape(existing) !== shape(wanted)) {
+      throw new AlreadyExistsError(
+        `${existing.name} exists with parameters [${existing.parameterNames.join(", ")}] and objectives ` +
+          `[${existing.objectives.map((o) => o.metricName).join(", ")}], not the ones asked for`,
+        { reason: "ALREADY_EXISTS" },
+      );
+    }
+    return existing;
   }
 
   /** Creates an experiment from the API's message, as `createExperiment` does. */
@@ -301,23 +332,22 @@ export class Client {
   // Trials: telling ----------------------------------------------------------
 
   /**
-   * Records final data of a RUNNING single-arm trial and moves it to
-   * COMPLETED: the "tell" of ask/tell.
+   * Records final data of a RUNNING trial and moves it to COMPLETED: the
+   * "tell" of ask/tell.
    *
    * @param result a number or [mean, sem] for the single objective, or an
-   *   object metric name -> number | [mean, sem | null].
+   *   object metric name -> number | [mean, sem | null]; for a batch trial an
+   *   object arm name -> any of those.
    * @throws FailedPreconditionError the trial is not RUNNING (completed already, say); nothing changes.
    * @throws InvalidArgumentError a value is not finite or a metric is unknown.
    */
-  async completeTrial(trial: TrialRef, result: Result): Promise<Trial> {
+  async completeTrial(trial: TrialRef, result: Result | BatchResult): Promise<Trial> {
     const name = nameOf(trial);
     const [experimentId, index] = splitTrialName(name);
-    const bare = typeof result === "number" || Array.isArray(result);
-    const objectives = bare ? (await this.definition(experimentId)).objectives : [];
+    const objectives = needsObjectives(result, index) ? (await this.definition(experimentId)).objectives : [];
     // Arms are named "{trial index}_{arm index}" by the API's rule, so a
     // single-arm trial's arm name is known without a round trip.
-    const armName = typeof trial === "string" ? `${index}_0` : (trial.arms[0]?.name ?? `${index}_0`);
-    const observations = toObservations(result, armName, objectives);
+    const observations = toTrialObservations(result, index, `${index}_0`, objectives);
     const requestId = newRequestId();
     return this.trialCall(
       "CompleteTrial",

@@ -55,4 +55,4 @@ export {
   trialName,
   TrialStatus,
 } from "./types";
-export type { MeanSem, MetricValue, ParameterValue, Parameters, Result } from "./values";
+export type { BatchResult, MeanSem, MetricValue, ParameterValue, Parameters, Result } from "./values";

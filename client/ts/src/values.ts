@@ -33,6 +33,9 @@ export type MetricValue = number | MeanSem;
  */
 export type Result = MetricValue | Readonly<Record<string, MetricValue>>;
 
+/** A batch trial's result: arm name ("{trial index}_{arm index}") -> result. */
+export type BatchResult = Readonly<Record<string, Result>>;
+
 /** How numbers of each parameter are sent: "int" or "float", by name. */
 export type NumberKinds = ReadonlyMap<string, "int" | "float">;
 
@@ -157,6 +160,32 @@ export function toObservations(
       `arm ${armName}, metric "${metricName}": ${String(value)} is not a number or a [mean, sem] pair`,
     );
   });
+}
+
+/** Whether `result` is keyed by the arm names of trial `trialIndex`. */
+export function isBatchResult(result: Result | BatchResult, trialIndex: number): result is BatchResult {
+  if (typeof result !== "object" || Array.isArray(result)) return false;
+  const keys = Object.keys(result);
+  const armName = new RegExp(`^${trialIndex}_[0-9]+$`);
+  return keys.length > 0 && keys.every((key) => armName.test(key));
+}
+
+/** Whether a result has a bare value, which stands for the single objective. */
+export function needsObjectives(result: Result | BatchResult, trialIndex: number): boolean {
+  if (isBatchResult(result, trialIndex))
+    return Object.values(result).some((r) => needsObjectives(r, trialIndex));
+  return typeof result === "number" || isMeanSem(result);
+}
+
+/** The Observation messages of a single-arm or batch result. */
+export function toTrialObservations(
+  result: Result | BatchResult,
+  trialIndex: number,
+  armName: string,
+  objectives: readonly string[],
+): Observation[] {
+  if (!isBatchResult(result, trialIndex)) return toObservations(result, armName, objectives);
+  return Object.entries(result).flatMap(([arm, armResult]) => toObservations(armResult, arm, objectives));
 }
 
 /** Why observations cannot be reported (a non-finite value), or "". */

@@ -7,6 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 
 import type { SuggestTrialsRequest } from "../../../protos/gen/ts/polytrial/v1/trial_service";
 import {
+  AlreadyExistsError,
   backoffMs,
   choiceParameter,
   Client,
@@ -332,6 +333,40 @@ describe("Client against a real server", { timeout: 30_000 }, () => {
     await client.suggestTrials(id, 2);
 
     await assert.rejects(client.getBestArm(id), FailedPreconditionError);
+  });
+
+  it("completes a batch trial by arm", async () => {
+    const client = connect();
+    const id = await createSobol(client, "batch");
+    const [batch] = await client.suggestTrials(id, 2, { batch: true });
+    assert.equal(batch.arms.length, 2);
+
+    const completed = await client.completeTrial(batch, {
+      [batch.arms[0].name]: 1,
+      [batch.arms[1].name]: { loss: [2, 0.5] },
+    });
+
+    assert.equal(completed.status, TrialStatus.TRIAL_STATUS_COMPLETED);
+    assert.deepEqual(completed.observations.map((o) => [o.armName, o.mean]).sort(), [
+      [batch.arms[0].name, 1],
+      [batch.arms[1].name, 2],
+    ]);
+  });
+
+  it("create-or-get returns the existing experiment and refuses a different one", async () => {
+    const client = connect();
+    const id = newExperimentId("createorget");
+    const spec = (metric: string) => ({
+      parameters: [rangeParameter("x", 0, 1)],
+      objectives: { [metric]: "minimize" as const },
+    });
+    const first = await client.createExperiment(id, spec("loss"), { existOk: true });
+
+    const second = await client.createExperiment(id, spec("loss"), { existOk: true });
+
+    assert.equal(second.name, first.name);
+    await assert.rejects(client.createExperiment(id, spec("error"), { existOk: true }), AlreadyExistsError);
+    await assert.rejects(client.createExperiment(id, spec("loss")), AlreadyExistsError);
   });
 
   it("runs the README's ten lines", async () => {
