@@ -126,8 +126,12 @@ func Dial(ctx context.Context, address string, opts ...Option) (*Client, error) 
 		ctx, cancel = context.WithTimeout(ctx, DefaultDialTimeout)
 		defer cancel()
 	}
-	conn.Connect()
 	for state := conn.GetState(); state != connectivity.Ready; state = conn.GetState() {
+		// An idle channel (new, or back from a failed attempt) connects only
+		// when asked to.
+		if state == connectivity.Idle {
+			conn.Connect()
+		}
 		if !conn.WaitForStateChange(ctx, state) {
 			_ = conn.Close()
 			return nil, &Error{Code: codes.Unavailable, Message: fmt.Sprintf(
