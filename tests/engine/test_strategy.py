@@ -61,7 +61,7 @@ def test_without_data_after_the_initial_trials_arms_stay_quasi_random() -> None:
     pending = generate(sobol_request(MIXED, 3)).arms
     result = generate(bayesian(2, trials_generated=5, pending=pending))
     assert result.generator == "sobol"
-    assert result.details["reason"] == "no objective observed yet"
+    assert result.details["reason"] == "an objective has no data yet"
     assert len(result.arms) == 2
 
 

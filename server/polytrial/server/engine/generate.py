@@ -2,7 +2,7 @@
 
 trials_generated < num_initial_trials  -> Sobol ("initial")
 kind == SOBOL                          -> Sobol
-no observation of an objective yet     -> Sobol ("no data yet"): workers
+an objective without any data          -> Sobol ("no data yet"): workers
                                           never wait for the model
 otherwise                              -> Bayesian optimization (BoTorch),
                                           falling back to Sobol on failure
@@ -56,8 +56,9 @@ def _dispatch(request: GenerationRequest) -> GenerationResult:
     if request.trials_generated < strategy.num_initial_trials:
         return generate_sobol(request, note="initial quasi-random trials")
     objectives = {o.metric_name for o in request.optimization.objectives}
-    if not any(objectives & set(arm.metrics) for arm in request.observed):
-        return generate_sobol(request, note="no objective observed yet")
+    seen = {name for arm in request.observed for name in arm.metrics}
+    if not objectives <= seen:
+        return generate_sobol(request, note="an objective has no data yet")
     return _generate_bayesian(request)
 
 
