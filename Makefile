@@ -91,7 +91,7 @@ test-python: setup
 	$(VENV)/bin/pytest
 
 ## test: set everything up and run every test suite.
-test: setup protos-check protos-runners-check buf-lint lint postgres test-runners
+test: setup protos-check protos-runners-check buf-lint lint postgres test-runners test-clients
 	POLYTRIAL_TEST_POSTGRES_URL=$$(bash .ci/postgres.sh url) $(VENV)/bin/pytest
 
 ## demo: set everything up and run a real optimization against a fresh server.
