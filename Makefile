@@ -77,8 +77,8 @@ buf-breaking: buf-lint
 	$(BUF) breaking --against '.git#branch=main'
 
 lint: setup
-	$(VENV)/bin/ruff check server client runners/python tests
-	$(VENV)/bin/ruff format --check server client runners/python tests
+	$(VENV)/bin/ruff check server client runners/python tests benchmarks
+	$(VENV)/bin/ruff format --check server client runners/python tests benchmarks
 
 typecheck: setup
 	$(VENV)/bin/mypy server/polytrial client/polytrial runners/python/polytrial
@@ -91,7 +91,7 @@ test-python: setup
 	$(VENV)/bin/pytest
 
 ## test: set everything up and run every test suite.
-test: setup protos-check protos-runners-check buf-lint lint postgres test-runners test-clients
+test: setup protos-check protos-runners-check buf-lint lint typecheck postgres test-runners test-clients
 	POLYTRIAL_TEST_POSTGRES_URL=$$(bash .ci/postgres.sh url) $(VENV)/bin/pytest
 
 ## demo: set everything up and run a real optimization against a fresh server.
