@@ -324,3 +324,14 @@ def test_every_bo_arm_satisfies_bounds_types_choices_and_constraints(
         assert type(error).__name__ == "SearchSpaceExhausted"
         return
     assert_valid(random_space, result, count)
+
+
+def test_concurrent_generations_in_threads_stay_reproducible() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    observed = sobol_history(BRANIN, 7, lambda arm: {"y": (branin(arm), None)})
+    requests = [request(BRANIN, observed, seed=seed) for seed in (11, 12)]
+    alone = [generate(r).arms for r in requests]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        together = list(pool.map(lambda r: generate(r).arms, requests))
+    assert together == alone

@@ -12,10 +12,10 @@
     categorical columns), linear/order constraints and pins passed through;
     candidates decoded, rounded, projected when rounding breaks a constraint.
 
-Determinism: PyTorch's random state is process-global, so a generation seeds
-it inside `torch.random.fork_rng` under a module lock. BO generations in one
-server process therefore run one at a time (different processes run in
-parallel); each stays bounded by the training cap and the optimizer budgets.
+Determinism: PyTorch's random state is process-global, so the acquisition
+step (baseline pruning and the optimizer's random starts draw from it) seeds
+it inside `torch.random.fork_rng` under a module lock. Model fits of several
+experiments run in parallel; their acquisition steps take turns.
 """
 
 from __future__ import annotations
@@ -113,9 +113,8 @@ def generate_bo(request: GenerationRequest) -> GenerationResult:
     """
     started = time.perf_counter()
     try:
-        with _TORCH_LOCK, torch.random.fork_rng(), warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.manual_seed(_mix(request.strategy.seed, request.trials_generated))
             return _generate(request, started)
     except ModelFailure as failure:
         reason = str(failure)
@@ -184,6 +183,49 @@ def _generate(request: GenerationRequest, started: float) -> GenerationResult:
 
     # Build and maximize the acquisition function.
     acquisition_started = time.perf_counter()
+    with _TORCH_LOCK, torch.random.fork_rng():
+        torch.manual_seed(_mix(request.strategy.seed, request.trials_generated))
+        candidates, values = _maximize_acquisition(
+            request, encoder, model, outcomes, objectives, constraints, details
+        )
+    details["acquisition_time_s"] = round(time.perf_counter() - acquisition_started, 4)
+
+    finite = values[torch.isfinite(values)]
+    if finite.numel() == 0:
+        raise ModelFailure("the acquisition function has no finite value")
+    details["acquisition_value"] = float(finite.max())
+
+    arms, sobol_result = _valid_new_arms(
+        space, encoder, candidates.cpu().numpy(), request
+    )
+    if sobol_result is not None:
+        details["sobol_fill_ins"] = len(sobol_result.arms)
+    details["total_time_s"] = round(time.perf_counter() - started, 4)
+    return GenerationResult(
+        arms=arms if sobol_result is None else arms + sobol_result.arms,
+        generator="botorch",
+        num_observations=sum(len(o.y) for o in outcomes),
+        details=details,
+        sobol_draws=request.sobol_draws
+        if sobol_result is None
+        else sobol_result.sobol_draws,
+    )
+
+
+def _maximize_acquisition(
+    request: GenerationRequest,
+    encoder: Encoder,
+    model: Model,
+    outcomes: list[MetricData],
+    objectives: list[tuple[str, float]],
+    constraints: list[Callable[[torch.Tensor], torch.Tensor]],
+    details: dict[str, Any],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Builds the log-EI acquisition and maximizes it (count x d, count).
+
+    Runs under the module lock with PyTorch's random state seeded: baseline
+    pruning and the optimizer's starting points draw from it.
+    """
     baseline = _tensor(np.unique(np.concatenate([o.x for o in outcomes]), axis=0))
     pending = _tensor(encoder.encode_many(request.pending)) if request.pending else None
     sampler = SobolQMCNormalSampler(
@@ -223,28 +265,7 @@ def _generate(request: GenerationRequest, started: float) -> GenerationResult:
             prune_baseline=True,
         )
         details["acquisition"] = "qLogNoisyExpectedHypervolumeImprovement"
-    candidates, values = _optimize(acquisition, encoder, request)
-    details["acquisition_time_s"] = round(time.perf_counter() - acquisition_started, 4)
-    finite = values[torch.isfinite(values)]
-    if finite.numel() == 0:
-        raise ModelFailure("the acquisition function has no finite value")
-    details["acquisition_value"] = float(finite.max())
-
-    arms, sobol_result = _valid_new_arms(
-        space, encoder, candidates.cpu().numpy(), request
-    )
-    if sobol_result is not None:
-        details["sobol_fill_ins"] = len(sobol_result.arms)
-    details["total_time_s"] = round(time.perf_counter() - started, 4)
-    return GenerationResult(
-        arms=arms if sobol_result is None else arms + sobol_result.arms,
-        generator="botorch",
-        num_observations=sum(len(o.y) for o in outcomes),
-        details=details,
-        sobol_draws=request.sobol_draws
-        if sobol_result is None
-        else sobol_result.sobol_draws,
-    )
+    return _optimize(acquisition, encoder, request)
 
 
 def _fit(outcomes: list[MetricData], categorical: list[int]) -> Model:
