@@ -16,6 +16,13 @@ Determinism: PyTorch's random state is process-global, so the acquisition
 step (baseline pruning and the optimizer's random starts draw from it) seeds
 it inside `torch.random.fork_rng` under a module lock. Model fits of several
 experiments run in parallel; their acquisition steps take turns.
+
+Known shortcomings: linear constraints over a log-scale parameter are curved in
+the model's space, so they are enforced by projecting the chosen arm rather
+than inside the acquisition optimizer (such arms can sit off the acquisition's
+maximum). The first model-based suggest in a server process pays about two
+seconds of PyTorch warm-up. A fit that fails and is retried by BoTorch from
+random starts draws from the unseeded global state, so it may not reproduce.
 """
 
 from __future__ import annotations
