@@ -155,6 +155,7 @@ _FAIL_EXPIRED = (
         status=TrialStatus.FAILED.value,
         status_reason=LOST_REASON,
         end_time=bindparam("now"),
+        expire_time=None,
     )
     .returning(_T.c.trial_index)
 )
