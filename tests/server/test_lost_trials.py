@@ -170,3 +170,26 @@ def test_concurrent_sweeps_fail_each_lost_trial_exactly_once(
 
     assert sorted(failed) == [("swept", i) for i in range(20)]
     assert _stored(server.db, "swept", alive.index).status is TrialStatus.RUNNING
+
+
+def test_attached_and_marked_running_trials_with_a_ttl_are_lost_too(
+    served: Callable[[float], tuple[PolytrialServer, Api]],
+) -> None:
+    server, api = served(0.1)
+    api.create(experiment("attached"))
+    attached = api.attach("attached", {"x1": 0.1, "x2": 0.2}, ttl_s=0.3)
+    api.create(experiment("deployed", runner="127.0.0.1:1"))
+    (candidate,) = api.suggest("deployed")
+    assert candidate.status == S.TRIAL_STATUS_CANDIDATE
+    running = api.trials.MarkTrialRunning(
+        ts.MarkTrialRunningRequest(name=candidate.name, ttl_s=0.3), timeout=30
+    )
+    assert running.status == S.TRIAL_STATUS_RUNNING
+
+    for experiment_id, index in (("attached", attached.index), ("deployed", 0)):
+        _wait_for(
+            lambda e=experiment_id, i=index: (
+                _stored(server.db, e, i).status is TrialStatus.FAILED
+            )
+        )
+        assert _stored(server.db, experiment_id, index).status_reason == LOST_REASON
