@@ -28,6 +28,7 @@ random starts draws from the unseeded global state, so it may not reproduce.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import warnings
@@ -93,6 +94,9 @@ MIN_NOISE_VARIANCE = 1e-6
 FIT_ITERATIONS = 75
 SAMPLE_AROUND_BEST = True
 NOISE_PRIOR_SCALE = 3.0
+# The fit starts at the prior's median, exp(-4): its mode, exp(-13), sits on
+# the floor, where the marginal likelihood is too ill-conditioned to move.
+NOISE_INITIAL = math.exp(-4.0)
 WARP = True
 
 _TORCH_LOCK = threading.Lock()
@@ -313,19 +317,19 @@ def _inferred_noise_likelihood() -> GaussianLikelihood:
     """A Gaussian likelihood for observations of unknown noise.
 
     The noise variance (in standardized units) has a LogNormal(-4, 3) prior:
-    BoTorch's location (Hvarfner et al., 2024) but three times its spread, and
-    a floor of `MIN_NOISE_VARIANCE` instead of 1e-4. BoTorch's LogNormal(-4, 1)
-    all but forbids a noise below 1e-4, so on a deterministic objective the
-    model explains its own misfit as noise and cannot resolve the optimum; the
-    wider prior lets the data decide. Over five seeds in process it cut the
-    median final regret of Branin from 0.0098 to 0.0014, of Hartmann6 from
-    0.10 to 0.038, and of Hartmann6 with noise sd 0.1 from 0.23 to 0.12.
+    BoTorch's location (Hvarfner et al., 2024) with three times its spread,
+    and a floor of `MIN_NOISE_VARIANCE` instead of 1e-4. BoTorch's
+    LogNormal(-4, 1) all but forbids noise below 1e-4, so a deterministic
+    objective is fitted as noisy and its optimum never resolved; the wider
+    prior lets the data decide. Over five seeds in process (30 trials) the
+    median final regret was 0.0031 on Branin, 0.041 on Hartmann6 and 0.14 on
+    Hartmann6 with noise sd 0.1 (BoTorch's prior: 0.0098, 0.10 and 0.23).
     """
     prior = LogNormalPrior(loc=-4.0, scale=NOISE_PRIOR_SCALE)
     return GaussianLikelihood(
         noise_prior=prior,
         noise_constraint=GreaterThan(
-            MIN_NOISE_VARIANCE, transform=None, initial_value=prior.mode
+            MIN_NOISE_VARIANCE, transform=None, initial_value=NOISE_INITIAL
         ),
     )
 
