@@ -288,11 +288,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         regret = report(console, summary)
 
     if not args.address:
+        # The command goes on a line of its own, unwrapped, so it can be copied.
+        server_bin = Path(sys.executable).with_name("polytrial")
         console.print(
-            f"Server stopped. The experiment is stored in {db_path}; run "
-            f"`polytrial serve --db sqlite:///{db_path.resolve()}` to look at it "
-            "again.",
+            f"Server stopped. The experiment is stored in {db_path}; to look at "
+            "it again, run:",
             highlight=False,
+        )
+        console.print(
+            f"  {server_bin} serve --db sqlite:///{db_path.resolve()}",
+            highlight=False,
+            soft_wrap=True,
         )
     return 0 if regret is not None else 1
 
