@@ -141,6 +141,18 @@ class RunnerProcess:
                 name for name, _ in self.jobs if name.startswith(f"{experiment_id}-")
             ]
 
+    # The runner prints its `job started` line before it answers Run, but the
+    # reader thread may not have read that line yet when the answer arrives
+    # (a loaded machine): tests that expect a job wait for it to be seen.
+
+    def seen_jobs_with_key(self, key: str, *, at_least: int = 1) -> list[str]:
+        """`jobs_with_key`, once at least `at_least` of them have been read."""
+        return wait_for(lambda: _enough(self.jobs_with_key(key), at_least))
+
+    def seen_jobs_of(self, experiment_id: str, *, at_least: int = 1) -> list[str]:
+        """`jobs_of`, once at least `at_least` of them have been read."""
+        return wait_for(lambda: _enough(self.jobs_of(experiment_id), at_least))
+
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it does not exit within 5 s."""
         if self.process.poll() is None:
@@ -172,6 +184,10 @@ def start_runner(
         yield process
     finally:
         process.stop()
+
+
+def _enough(jobs: list[str], at_least: int) -> list[str] | None:
+    return jobs if len(jobs) >= at_least else None
 
 
 def wait_for(

@@ -119,12 +119,12 @@ def test_single_arm_trial_is_deployed_and_completes_with_fetched_branin(
     assert deployed.status == S.TRIAL_STATUS_RUNNING
     metadata = json_format.MessageToDict(deployed.run_metadata)
     assert deployed.deployed_name == metadata["name"]
-    assert runner.jobs_of(experiment_id) == [deployed.deployed_name]
+    assert runner.seen_jobs_of(experiment_id) == [deployed.deployed_name]
 
     completed = refresh_until(polytrial_api, deployed, S.TRIAL_STATUS_COMPLETED)
     assert_data_is_real(completed, ("branin",))
     assert completed.deployed_name == deployed.deployed_name
-    assert len(runner.jobs_of(experiment_id)) == 1
+    assert len(runner.seen_jobs_of(experiment_id)) == 1
 
 
 def test_batch_trial_is_deployed_and_completes_with_hartmann6_for_every_arm(
@@ -140,7 +140,7 @@ def test_batch_trial_is_deployed_and_completes_with_hartmann6_for_every_arm(
     completed = refresh_until(polytrial_api, deployed, S.TRIAL_STATUS_COMPLETED)
     assert len(completed.arms) == 3
     assert_data_is_real(completed, ("hartmann6",))
-    assert len(runner.jobs_of(experiment_id)) == 1
+    assert len(runner.seen_jobs_of(experiment_id)) == 1
 
 
 def test_two_objectives_from_runner_and_metric_service_are_merged(
@@ -207,7 +207,7 @@ def test_refresh_stores_intermediate_data_and_stop_keeps_it_as_early_stopped(
         ts.RefreshTrialRequest(name=deployed.name), timeout=RPC_TIMEOUT_S
     )
     assert again == stopped
-    assert len(runner.jobs_of(experiment_id)) == 1
+    assert len(runner.seen_jobs_of(experiment_id)) == 1
 
 
 def test_run_retried_after_a_deadline_carries_the_same_key_and_starts_one_job(
@@ -230,12 +230,12 @@ def test_run_retried_after_a_deadline_carries_the_same_key_and_starts_one_job(
     assert deployed.status == S.TRIAL_STATUS_RUNNING
     assert deployed.deployment_error == ""
     assert any("DEADLINE_EXCEEDED" in r.getMessage() for r in caplog.records)
-    assert runner.jobs_of(experiment_id) == [deployed.deployed_name]
+    assert runner.seen_jobs_of(experiment_id) == [deployed.deployed_name]
 
     repeat = deploy(polytrial_api, candidate)
     assert repeat.status == S.TRIAL_STATUS_RUNNING
     assert repeat.run_metadata == deployed.run_metadata
-    assert runner.jobs_of(experiment_id) == [deployed.deployed_name]
+    assert runner.seen_jobs_of(experiment_id) == [deployed.deployed_name]
 
 
 def test_runner_that_is_down_leaves_the_trial_candidate_until_one_is_up(
@@ -266,7 +266,7 @@ def test_runner_that_is_down_leaves_the_trial_candidate_until_one_is_up(
     assert deployed.runner.address == runner.address
     completed = refresh_until(polytrial_api, deployed, S.TRIAL_STATUS_COMPLETED)
     assert_data_is_real(completed, ("branin",))
-    assert len(runner.jobs_of(experiment_id)) == 1
+    assert len(runner.seen_jobs_of(experiment_id)) == 1
 
 
 def test_runner_that_refuses_the_trial_fails_it_with_the_runners_message(
@@ -311,8 +311,8 @@ def test_runner_that_hangs_past_the_deadline_leaves_candidate_and_one_job_at_mos
 
     # The slow runner does start the job in the end, once for all attempts;
     # deploying again returns that job instead of starting another.
-    [job] = wait_for(lambda: runner.jobs_of(experiment_id) or None)
+    [job] = runner.seen_jobs_of(experiment_id)
     deployed = deploy(polytrial_api, candidate)
     assert deployed.status == S.TRIAL_STATUS_RUNNING
     assert deployed.deployed_name == job
-    assert runner.jobs_of(experiment_id) == [job]
+    assert runner.seen_jobs_of(experiment_id) == [job]

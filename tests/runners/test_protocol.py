@@ -157,7 +157,7 @@ def test_repeated_run_with_the_same_key_starts_one_job(
     first = run(stub, trial, key)
     second = run(stub, trial, key)
     assert second.run_metadata == first.run_metadata
-    assert len(runner.jobs_with_key(key)) == 1
+    assert len(runner.seen_jobs_with_key(key)) == 1
 
     other = run(stub, trial, uuid.uuid4().hex)
     assert other.run_metadata["name"] != first.run_metadata["name"]
@@ -176,7 +176,7 @@ def test_concurrent_repeats_of_a_slow_run_start_one_job(
     ]
     answers = [call.result() for call in calls]
     assert all(a.run_metadata == answers[0].run_metadata for a in answers)
-    assert len(runner.jobs_with_key(key)) == 1
+    assert len(runner.seen_jobs_with_key(key)) == 1
 
 
 def test_run_returns_while_the_job_runs_and_stop_ends_it_before_final_data(

@@ -81,4 +81,4 @@ def test_staged_trial_is_polled_to_running_and_then_completed(
         tpb.TRIAL_STATUS_COMPLETED,
     ]
     assert [order.index(s) for s in seen] == sorted(order.index(s) for s in seen)
-    assert len(staged_runner.jobs_of(experiment_id)) == 1
+    assert len(staged_runner.seen_jobs_of(experiment_id)) == 1
