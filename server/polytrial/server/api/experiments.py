@@ -5,9 +5,10 @@ from __future__ import annotations
 import grpc
 from google.protobuf import empty_pb2
 from polytrial.server import resources
-from polytrial.server.api.convert import experiment_to_proto, struct_to_dict
+from polytrial.server.api.convert import experiment_to_proto
 from polytrial.server.errors import InvalidArgument
 from polytrial.server.service import Experiments
+from polytrial.server.service.experiments import properties_dict
 from polytrial.v1 import (
     experiment_pb2,
     experiment_service_pb2,
@@ -60,10 +61,24 @@ class ExperimentServicer(experiment_service_pb2_grpc.ExperimentServiceServicer):
         experiment_id = resources.parse_experiment_name(
             request.experiment.name, field="experiment.name"
         )
+        given_id = request.experiment.experiment_id
+        if given_id and given_id != experiment_id:
+            # AIP-203: an immutable field given with another value is an error,
+            # not something to ignore silently.
+            raise InvalidArgument(
+                f"experiment_id is immutable: {given_id!r} differs from the id "
+                f"{experiment_id!r} in experiment.name",
+                field="experiment.experiment_id",
+            )
+        properties = {}
+        if not request.update_mask.paths or "properties" in request.update_mask.paths:
+            properties = properties_dict(
+                request.experiment.properties, field="experiment.properties"
+            )
         view = self.experiments.update(
             experiment_id,
             description=request.experiment.description,
-            properties=struct_to_dict(request.experiment.properties),
+            properties=properties,
             paths=list(request.update_mask.paths),
         )
         return experiment_to_proto(view)

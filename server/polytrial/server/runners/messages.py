@@ -11,7 +11,7 @@ from google.protobuf import json_format, struct_pb2
 from polytrial.server import engine
 from polytrial.server.errors import FailedPrecondition, InvalidArgument
 from polytrial.server.runners.client import DEFAULT_TIMEOUT_S, RunnerTarget
-from polytrial.server.service.config import ExperimentConfig
+from polytrial.server.service.config import MAX_RUNNER_TIMEOUT_S, ExperimentConfig
 from polytrial.server.storage import ExperimentRecord, ObservationRecord, TrialRecord
 from polytrial.v1 import experiment_pb2, values_pb2
 from polytrial.v1 import runner_service_pb2 as pb
@@ -49,10 +49,12 @@ def check_runner_config(config: experiment_pb2.RunnerConfig, *, field: str) -> N
         raise InvalidArgument(
             f"{field}.address: a runner needs an address", field=f"{field}.address"
         )
-    if config.HasField("timeout_s") and not 0 < config.timeout_s < float("inf"):
+    if config.HasField("timeout_s") and not (
+        0 < config.timeout_s <= MAX_RUNNER_TIMEOUT_S
+    ):
         raise InvalidArgument(
-            f"{field}.timeout_s: must be a positive number of seconds, got "
-            f"{config.timeout_s}",
+            f"{field}.timeout_s: must be a positive number of seconds, at most "
+            f"{MAX_RUNNER_TIMEOUT_S:.0f}, got {config.timeout_s}",
             field=f"{field}.timeout_s",
         )
 

@@ -24,6 +24,9 @@ _CACHE_SIZE = 256
 # stored arm heavier than one shared server should carry.
 MAX_PARAMETERS = 256
 _STATUS_QUO_ARM_NAME = "status_quo"
+# The longest deadline of one call to a runner or metric service (1 hour), as
+# documented on `RunnerConfig.timeout_s`; a longer wait is a hung runner.
+MAX_RUNNER_TIMEOUT_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -95,9 +98,11 @@ def parse_new_config(
         collector.add("experiment.runner.address", "a runner needs an address")
     if experiment.HasField("runner") and experiment.runner.HasField("timeout_s"):
         timeout_s = experiment.runner.timeout_s
-        if not timeout_s > 0 or timeout_s == float("inf"):
+        if not 0 < timeout_s <= MAX_RUNNER_TIMEOUT_S:
             collector.add(
-                "experiment.runner.timeout_s", "must be a positive number of seconds"
+                "experiment.runner.timeout_s",
+                "must be a positive number of seconds, at most "
+                f"{MAX_RUNNER_TIMEOUT_S:.0f}, got {timeout_s}",
             )
     _check_metric_sources(experiment, optimization, collector)
     collector.raise_if_any()
@@ -151,6 +156,15 @@ def _check_metric_sources(
             collector.add(f"{path}.kind", "kind is required")
         elif source.kind not in experiment_pb2.MetricSourceKind.values():
             collector.add(f"{path}.kind", f"unknown kind {source.kind}")
+        if source.kind == experiment_pb2.METRIC_SOURCE_KIND_RUNNER and not (
+            experiment.HasField("runner")
+        ):
+            # Without a runner, trials are never deployed: nothing would fetch
+            # the metric, and the client would report it instead.
+            collector.add(
+                f"{path}.kind",
+                "a RUNNER metric source needs the experiment to name a runner",
+            )
         if (
             source.kind == experiment_pb2.METRIC_SOURCE_KIND_SERVICE
             and not source.address.strip()

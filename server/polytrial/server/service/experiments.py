@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 from polytrial.server import resources
 from polytrial.server.errors import InvalidArgument
 from polytrial.server.service.config import (
@@ -24,6 +25,53 @@ logger = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 _UPDATABLE = ("description", "properties")
+# Service limit on `Experiment.description` (characters), as documented on the
+# field: every Get and List page carries it.
+MAX_DESCRIPTION_CHARS = 16 * 1024
+
+
+def check_description(description: str, *, field: str) -> str:
+    """Refuses a description longer than `MAX_DESCRIPTION_CHARS`.
+
+    Raises:
+        InvalidArgument: the description is too long (INVALID_ARGUMENT).
+    """
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise InvalidArgument(
+            f"description has {len(description)} characters; at most "
+            f"{MAX_DESCRIPTION_CHARS} are allowed",
+            field=field,
+        )
+    return description
+
+
+def properties_dict(properties: struct_pb2.Struct, *, field: str) -> dict[str, Any]:
+    """The JSON-able dict of `properties`, refusing NaN and infinite numbers.
+
+    JSON has no NaN or infinity, so such a value could not be stored.
+
+    Raises:
+        InvalidArgument: a number is NaN or infinite; the field path names its
+            key (INVALID_ARGUMENT).
+    """
+    for key, value in properties.fields.items():
+        _check_json_value(value, f"{field}.{key}")
+    result: dict[str, Any] = json_format.MessageToDict(properties)
+    return result
+
+
+def _check_json_value(value: struct_pb2.Value, path: str) -> None:
+    kind = value.WhichOneof("kind")
+    if kind == "number_value" and not math.isfinite(value.number_value):
+        raise InvalidArgument(
+            f"properties hold JSON, which has no {value.number_value}", field=path
+        )
+    if kind == "struct_value":
+        for key, item in value.struct_value.fields.items():
+            _check_json_value(item, f"{path}.{key}")
+    if kind == "list_value":
+        for i, item in enumerate(value.list_value.values):
+            _check_json_value(item, f"{path}[{i}]")
 
 
 @dataclass(frozen=True)
@@ -55,13 +103,19 @@ class Experiments:
         experiment_id = resources.validate_experiment_id(
             experiment.experiment_id, field="experiment.experiment_id"
         )
+        description = check_description(
+            experiment.description, field="experiment.description"
+        )
+        properties = properties_dict(
+            experiment.properties, field="experiment.properties"
+        )
         config_bytes, config = parse_new_config(experiment)
         now = datetime.now(UTC)
         record = ExperimentRecord(
             experiment_id=experiment_id,
             config=config_bytes,
-            description=experiment.description,
-            properties=json_format.MessageToDict(experiment.properties),
+            description=description,
+            properties=properties,
             create_time=now,
             update_time=now,
         )
@@ -126,7 +180,8 @@ class Experiments:
             paths: Field mask paths; empty means both fields.
 
         Raises:
-            InvalidArgument: the mask names another field (INVALID_ARGUMENT).
+            InvalidArgument: the mask names another field, or the description
+                is too long (INVALID_ARGUMENT).
             NotFound: no such experiment (NOT_FOUND).
         """
         for path in paths:
@@ -137,6 +192,8 @@ class Experiments:
                     field="update_mask",
                 )
         wanted = set(paths or _UPDATABLE)
+        if "description" in wanted:
+            check_description(description, field="experiment.description")
         now = datetime.now(UTC)
         record = self.db.run(
             lambda repo: repo.update_experiment(

@@ -140,10 +140,17 @@ def _is_finite(config: ExperimentConfig, pinned: Mapping[str, object]) -> bool:
     )
 
 
+# The longest time-to-live a trial may be given (30 days), as documented on the
+# `ttl_s` fields; longer values overflow the expiry time (and mean "never").
+MAX_TTL_S = 30 * 24 * 3600.0
+
+
 def _check_ttl(ttl_s: float, field: str = "ttl_s") -> float:
-    if not (math.isfinite(ttl_s) and ttl_s >= 0):
+    if not (math.isfinite(ttl_s) and 0 <= ttl_s <= MAX_TTL_S):
         raise InvalidArgument(
-            f"ttl_s must be a finite number of seconds >= 0, got {ttl_s}", field=field
+            f"ttl_s must be a finite number of seconds from 0 to {MAX_TTL_S:.0f} "
+            f"(30 days), got {ttl_s}",
+            field=field,
         )
     return ttl_s
 
