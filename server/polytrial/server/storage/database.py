@@ -38,7 +38,6 @@ from polytrial.server.storage.repository import Repository
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session
 
 logger = logging.getLogger(__name__)
 
@@ -229,16 +228,19 @@ class Database:
 
     def _run_session(self, work: Callable[[Repository], T], *, write: bool) -> T:
         token = _WRITING.set(write)
-        session = Session(self.engine, expire_on_commit=False)
         try:
-            result = work(Repository(session))
-            session.commit()
-            return result
-        except BaseException:
-            session.rollback()
-            raise
+            # `begin()` commits when the block ends and rolls back when it
+            # raises; closing the connection returns it to the pool.
+            with self.engine.connect() as connection, connection.begin():
+                repository = Repository(connection)
+                try:
+                    result = work(repository)
+                except BaseException:
+                    repository.close(flush=False)
+                    raise
+                repository.close()
+                return result
         finally:
-            session.close()
             _WRITING.reset(token)
 
     def dispose(self) -> None:

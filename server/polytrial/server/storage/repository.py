@@ -183,21 +183,44 @@ class Repository:
     """Reads and writes experiments, trials, arms, observations and requests.
 
     Args:
-        session: The session of the enclosing transaction.
+        connection: The connection of the enclosing transaction, which the
+            caller commits or rolls back.
     """
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        # An ORM session only for the few ORM-style writes, made on first
+        # use: a session per transaction costs more than the hot path's
+        # statements.
+        self._session: Session | None = None
         # Experiment id -> surrogate key, for this transaction only: most
         # calls need just the key, and one lookup per transaction saves a
         # round trip per call on the hot path.
         self._pks: dict[str, int] = {}
-        self._connection: Connection | None = None
+
+    @property
+    def session(self) -> Session:
+        """An ORM session joined to this repository's transaction."""
+        if self._session is None:
+            # Joined to the connection's transaction, which it never commits.
+            self._session = Session(bind=self._connection, expire_on_commit=False)
+        return self._session
+
+    def close(self, *, flush: bool = True) -> None:
+        """Flushes (unless the unit of work failed) and closes the ORM session.
+
+        The caller commits or rolls back the transaction itself.
+        """
+        if self._session is not None:
+            session, self._session = self._session, None
+            try:
+                if flush:
+                    session.flush()
+            finally:
+                session.close()
 
     def _run(self, statement: Executable, **params: object) -> Result[Any]:
         """Runs a Core statement on the transaction's connection."""
-        if self._connection is None:
-            self._connection = self.session.connection()
         return self._connection.execute(statement, params)
 
     # Experiments ---------------------------------------------------------
@@ -696,8 +719,6 @@ class Repository:
 
     def _insert_many(self, table: Table, rows: list[dict[str, Any]]) -> None:
         if rows:
-            if self._connection is None:
-                self._connection = self.session.connection()
             self._connection.execute(insert(table), rows)
 
     def _pk(self, experiment_id: str) -> int:
