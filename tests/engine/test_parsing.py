@@ -23,6 +23,13 @@ from polytrial.server.engine import (
     value_from_proto,
     value_to_proto,
 )
+from polytrial.server.engine.parsing import (
+    MAX_CHOICE_VALUES,
+    MAX_DIGITS,
+    MAX_OBJECTIVES,
+    MAX_OUTCOME_CONSTRAINTS,
+    MAX_TRACKING_METRICS,
+)
 from polytrial.server.errors import InvalidArgument
 from polytrial.v1 import experiment_pb2 as pb
 from polytrial.v1 import values_pb2
@@ -294,3 +301,195 @@ def test_zero_initial_trials_is_refused() -> None:
         caught.value.violations[0].field
         == "experiment.generation_strategy.num_initial_trials"
     )
+
+
+@pytest.mark.parametrize("digits", [MAX_DIGITS + 1, 400, 2**31 - 1])
+def test_digits_above_the_maximum_are_refused_at_once(digits: int) -> None:
+    # 2**31 - 1 used to compute 10**digits under the GIL, freezing the server.
+    found = violations(space_pb([float_param("x", 0, 1, digits=digits)]))
+    described = found[f"{FIELD}.parameters[0].range.digits"]
+    assert f"between 0 and {MAX_DIGITS}" in described and str(digits) in described
+
+
+def test_digits_at_the_maximum_are_accepted() -> None:
+    parsed = space([float_param("x", 0, 1, digits=MAX_DIGITS)])
+    param = parsed.by_name["x"]
+    assert isinstance(param, RangeParameter) and param.digits == MAX_DIGITS
+
+
+@pytest.mark.parametrize(
+    ("lower", "upper", "bad"),
+    [(-1e300, 1e300, ["lower", "upper"]), (0, 2.0**63 - 1, ["upper"])],
+)
+def test_int_bounds_beyond_2_to_53_are_refused_naming_the_bound(
+    lower: float, upper: float, bad: list[str]
+) -> None:
+    found = violations(space_pb([int_param("n", lower, upper)]))
+    assert sorted(found) == [f"{FIELD}.parameters[0].range.{b}" for b in bad]
+    assert "2**53" in found[f"{FIELD}.parameters[0].range.upper"]
+
+
+def test_int_bounds_at_2_to_53_are_accepted() -> None:
+    parsed = space([int_param("n", -(2**53), 2**53)])
+    param = parsed.by_name["n"]
+    assert isinstance(param, RangeParameter) and param.upper == 2**53
+
+
+def test_float_range_wider_than_the_largest_double_is_refused() -> None:
+    found = violations(space_pb([float_param("x", -1e308, 1e308)]))
+    assert list(found) == [f"{FIELD}.parameters[0].range.upper"]
+    assert (
+        "wider than the largest double" in found[f"{FIELD}.parameters[0].range.upper"]
+    )
+
+
+def test_parameter_name_with_a_trailing_newline_is_refused() -> None:
+    found = violations(space_pb([float_param("x\n", 0, 1)]))
+    assert f"{FIELD}.parameters[0].name" in found
+
+
+def test_choice_with_more_values_than_the_limit_is_limit_exceeded() -> None:
+    values = list(range(MAX_CHOICE_VALUES + 1))
+    with pytest.raises(InvalidArgument) as caught:
+        parse_search_space(
+            space_pb([float_param("x", 0, 1), choice_param("c", values)])
+        )
+    assert caught.value.reason == "LIMIT_EXCEEDED"
+    assert [v.field for v in caught.value.violations] == [
+        f"{FIELD}.parameters[1].choice.values"
+    ]
+    assert f"{MAX_CHOICE_VALUES:,}" in caught.value.message
+
+
+def test_choice_with_exactly_the_limit_of_values_is_accepted() -> None:
+    parsed = space([choice_param("c", list(range(MAX_CHOICE_VALUES)))])
+    assert parsed.cardinality == MAX_CHOICE_VALUES
+
+
+def test_stored_space_is_read_back_without_the_newer_rules() -> None:
+    # Accepted by an older server; must stay readable (get, list, delete).
+    old = space_pb([int_param("n", -1e300, 1e300), float_param("x", 0, 1, digits=300)])
+    parsed = parse_search_space(old, check_feasibility=False, stored=True)
+    x = parsed.by_name["x"]
+    assert isinstance(x, RangeParameter) and x.grid is None
+    with pytest.raises(InvalidArgument):
+        parse_search_space(old)
+
+
+def opt_violations(config: pb.OptimizationConfig) -> dict[str, str]:
+    with pytest.raises(InvalidArgument) as caught:
+        parse_optimization_config(config)
+    assert caught.value.reason == "INVALID_ARGUMENT"
+    return {v.field: v.description for v in caught.value.violations}
+
+
+def test_every_tracking_metric_fault_is_reported() -> None:
+    found = opt_violations(
+        pb.OptimizationConfig(
+            objectives=[pb.Objective(metric_name="m")],
+            outcome_constraints=[
+                pb.OutcomeConstraint(
+                    metric_name="c", op=pb.COMPARISON_OP_LESS_EQUAL, bound=1
+                )
+            ],
+            tracking_metrics=["m", "", "t", "t", "c", "ok", "a\nb"],
+        )
+    )
+    t = f"{OPT}.tracking_metrics"
+    assert sorted(found) == [f"{t}[{i}]" for i in (0, 1, 3, 4, 6)]
+    assert "is an objective" in found[f"{t}[0]"]
+    assert "duplicates tracking_metrics[2]" in found[f"{t}[3]"]
+    assert "constrained metric" in found[f"{t}[4]"]
+
+
+def test_outcome_constraint_on_an_objective_is_refused() -> None:
+    found = opt_violations(
+        pb.OptimizationConfig(
+            objectives=[pb.Objective(metric_name="m")],
+            outcome_constraints=[
+                pb.OutcomeConstraint(
+                    metric_name="m", op=pb.COMPARISON_OP_GREATER_EQUAL, bound=0
+                )
+            ],
+        )
+    )
+    where = f"{OPT}.outcome_constraints[0].metric_name"
+    assert list(found) == [where]
+    assert "'m' is an objective" in found[where]
+
+
+@pytest.mark.parametrize("name", ["a b", "line\nbreak", "tab\t", "snow☃", "-lead"])
+def test_metric_name_outside_the_allowed_characters_is_refused(name: str) -> None:
+    found = opt_violations(
+        pb.OptimizationConfig(objectives=[pb.Objective(metric_name=name)])
+    )
+    assert "metric name" in found[f"{OPT}.objectives[0].metric_name"]
+
+
+@pytest.mark.parametrize("name", ["val_loss", "acc@1", "latency.p99", "val/acc", "9x"])
+def test_metric_names_with_common_punctuation_are_accepted(name: str) -> None:
+    spec = parse_optimization_config(
+        pb.OptimizationConfig(objectives=[pb.Objective(metric_name=name)])
+    )
+    assert spec.objectives[0].metric_name == name
+
+
+@pytest.mark.parametrize(
+    ("part", "limit"),
+    [
+        ("objectives", MAX_OBJECTIVES),
+        ("outcome_constraints", MAX_OUTCOME_CONSTRAINTS),
+        ("objective_thresholds", MAX_OBJECTIVES),
+        ("tracking_metrics", MAX_TRACKING_METRICS),
+    ],
+)
+def test_optimization_config_lists_over_their_limit_are_limit_exceeded(
+    part: str, limit: int
+) -> None:
+    names = [f"m{i}" for i in range(limit + 1)]
+    config = pb.OptimizationConfig(objectives=[pb.Objective(metric_name="y")])
+    if part == "objectives":
+        config = pb.OptimizationConfig(
+            objectives=[pb.Objective(metric_name=n) for n in names]
+        )
+    elif part == "outcome_constraints":
+        config.outcome_constraints.extend(
+            pb.OutcomeConstraint(metric_name=n, op=pb.COMPARISON_OP_LESS_EQUAL)
+            for n in names
+        )
+    elif part == "objective_thresholds":
+        config.objective_thresholds.extend(
+            pb.ObjectiveThreshold(metric_name=n) for n in names
+        )
+    else:
+        config.tracking_metrics.extend(names)
+
+    with pytest.raises(InvalidArgument) as caught:
+        parse_optimization_config(config)
+
+    assert caught.value.reason == "LIMIT_EXCEEDED"
+    assert [v.field for v in caught.value.violations] == [f"{OPT}.{part}"]
+    assert f"at most {limit:,}" in caught.value.message
+
+
+def test_tracking_metrics_at_the_limit_are_accepted_in_order() -> None:
+    names = [f"t{i}" for i in range(MAX_TRACKING_METRICS)][::-1]
+    spec = parse_optimization_config(
+        pb.OptimizationConfig(
+            objectives=[pb.Objective(metric_name="y")], tracking_metrics=names
+        )
+    )
+    assert spec.tracking_metrics == tuple(names)
+
+
+def test_stored_config_keeps_dropping_repeated_tracking_metrics() -> None:
+    old = pb.OptimizationConfig(
+        objectives=[pb.Objective(metric_name="m")],
+        outcome_constraints=[
+            pb.OutcomeConstraint(metric_name="m", op=pb.COMPARISON_OP_LESS_EQUAL)
+        ],
+        tracking_metrics=["m", "t", "t", "a b"],
+    )
+    spec = parse_optimization_config(old, stored=True)
+    assert spec.tracking_metrics == ("m", "t", "a b")
+    assert spec.outcome_constraints[0].metric_name == "m"

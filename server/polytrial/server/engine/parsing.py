@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import secrets
+from collections.abc import Iterable
 
 from polytrial.server.engine.search_space import (
     ChoiceParameter,
@@ -30,12 +31,35 @@ from polytrial.server.engine.types import (
     StrategySpec,
 )
 from polytrial.server.engine.values import canonical_float, value_kind
-from polytrial.server.errors import ViolationCollector
+from polytrial.server.errors import (
+    FieldViolation,
+    InvalidArgument,
+    ViolationCollector,
+)
 from polytrial.v1 import experiment_pb2
 
-PARAMETER_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+PARAMETER_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+# Metric names go into log lines and error messages as they are: no spaces,
+# control characters or newlines.
+METRIC_NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/@+%-]*")
 MAX_METRIC_NAME_LENGTH = 256
 MIN_INITIAL_TRIALS = 5
+
+# Service limits, refused with reason LIMIT_EXCEEDED. Past them a request
+# makes validation, storage and every later read of the experiment slow for
+# every user of a shared server.
+MAX_CHOICE_VALUES = 10_000
+MAX_OBJECTIVES = 10
+MAX_OUTCOME_CONSTRAINTS = 32
+MAX_TRACKING_METRICS = 1_000
+# A metric has at most one source.
+MAX_METRIC_SOURCES = MAX_OBJECTIVES + MAX_OUTCOME_CONSTRAINTS + MAX_TRACKING_METRICS
+
+# Past 15 decimal digits a double cannot hold the rounded value; 10**digits of
+# a huge value would also hold the interpreter lock for minutes.
+MAX_DIGITS = 15
+# Int bounds travel as doubles, which hold every integer only up to 2**53.
+MAX_INT_BOUND = 2**53
 
 _GENERATOR_KINDS = {
     experiment_pb2.GENERATOR_KIND_UNSPECIFIED: GeneratorKind.BAYESIAN,
@@ -49,6 +73,7 @@ def parse_search_space(
     *,
     field: str = "experiment.search_space",
     check_feasibility: bool = True,
+    stored: bool = False,
 ) -> SearchSpace:
     """Validates a `SearchSpace` message.
 
@@ -57,14 +82,27 @@ def parse_search_space(
         field: Its path in the request, prefixed to every violation.
         check_feasibility: Solve for a feasible point of the parameter
             constraints; skip when re-reading a space validated before.
+        stored: The space was accepted by this or an older server: skip the
+            limits and rules added since, so that it stays readable.
 
     Returns:
         The search space.
 
     Raises:
         InvalidArgument: any rule is broken, every violation listed
-            (INVALID_ARGUMENT).
+            (INVALID_ARGUMENT); too many choice values (reason
+            LIMIT_EXCEEDED).
     """
+    if not stored:
+        _check_limits(
+            (
+                f"{field}.parameters[{i}].choice.values",
+                len(param_pb.choice.values),
+                MAX_CHOICE_VALUES,
+                "values in a choice parameter",
+            )
+            for i, param_pb in enumerate(pb.parameters)
+        )
     collector = ViolationCollector()
     if not pb.parameters:
         collector.add(f"{field}.parameters", "at least one parameter is required")
@@ -74,7 +112,7 @@ def parse_search_space(
     for i, param_pb in enumerate(pb.parameters):
         path = f"{field}.parameters[{i}]"
         name = param_pb.name
-        if not PARAMETER_NAME_PATTERN.match(name):
+        if not PARAMETER_NAME_PATTERN.fullmatch(name):
             collector.add(
                 f"{path}.name",
                 f"parameter name {name!r} is invalid: use 1-100 letters, digits "
@@ -87,7 +125,7 @@ def parse_search_space(
             )
         else:
             seen[name] = i
-        parsed = _parse_parameter(param_pb, path, collector)
+        parsed = _parse_parameter(param_pb, path, collector, strict=not stored)
         if parsed is not None:
             parameters.append(parsed)
 
@@ -115,12 +153,36 @@ def parse_search_space(
     return space
 
 
+def _check_limits(checks: Iterable[tuple[str, int, int, str]]) -> None:
+    """Raises for every `(field, count, limit, noun)` with count above limit.
+
+    Raises:
+        InvalidArgument: a count is over its limit (INVALID_ARGUMENT, reason
+            LIMIT_EXCEEDED), checked before the items are, so that a huge
+            list costs nothing and yields one violation.
+    """
+    violations = [
+        FieldViolation(where, f"at most {limit:,} {noun} are allowed, got {count:,}")
+        for where, count, limit, noun in checks
+        if count > limit
+    ]
+    if violations:
+        message = "; ".join(f"{v.field}: {v.description}" for v in violations)
+        raise InvalidArgument(message, violations=violations, reason="LIMIT_EXCEEDED")
+
+
 def _parse_parameter(
-    pb: experiment_pb2.Parameter, path: str, collector: ViolationCollector
+    pb: experiment_pb2.Parameter,
+    path: str,
+    collector: ViolationCollector,
+    *,
+    strict: bool,
 ) -> Parameter | None:
     kind = pb.WhichOneof("kind")
     if kind == "range":
-        return _parse_range(pb.name, pb.range, f"{path}.range", collector)
+        return _parse_range(
+            pb.name, pb.range, f"{path}.range", collector, strict=strict
+        )
     if kind == "choice":
         return _parse_choice(pb.name, pb.choice, f"{path}.choice", collector)
     if kind == "fixed":
@@ -140,6 +202,8 @@ def _parse_range(
     pb: experiment_pb2.RangeParameter,
     path: str,
     collector: ViolationCollector,
+    *,
+    strict: bool,
 ) -> RangeParameter | None:
     before = len(collector.violations)
     if pb.type not in (
@@ -165,11 +229,23 @@ def _parse_range(
                 f"int parameter {name!r} needs an integral {bound_name} bound, "
                 f"got {bound!r}",
             )
+        elif is_int and strict and abs(bound) > MAX_INT_BOUND:
+            collector.add(
+                f"{path}.{bound_name}",
+                f"int parameter {name!r}: {bound_name} bound {bound:g} is outside "
+                f"[-2**53, 2**53], the integers a double holds exactly",
+            )
     if math.isfinite(lower) and math.isfinite(upper) and lower >= upper:
         collector.add(
             f"{path}.lower",
             f"parameter {name!r}: lower bound {lower:g} must be below the upper "
             f"bound {upper:g}",
+        )
+    elif strict and not math.isfinite(upper - lower):
+        collector.add(
+            f"{path}.upper",
+            f"parameter {name!r}: the range [{lower:g}, {upper:g}] is wider than "
+            "the largest double; narrow it or rescale the parameter",
         )
     if pb.log_scale and lower <= 0:
         collector.add(
@@ -179,10 +255,11 @@ def _parse_range(
         )
     # Digits shape float values only; they are ignored on int parameters.
     digits = pb.digits if pb.HasField("digits") and not is_int else None
-    if pb.HasField("digits") and pb.digits < 0:
+    if pb.HasField("digits") and (pb.digits < 0 or (strict and pb.digits > MAX_DIGITS)):
         collector.add(
             f"{path}.digits",
-            f"parameter {name!r}: digits must be >= 0, got {pb.digits}",
+            f"parameter {name!r}: digits must be between 0 and {MAX_DIGITS}, "
+            f"got {pb.digits}",
         )
         digits = None
     if len(collector.violations) > before:
@@ -312,7 +389,6 @@ def _parse_constraint(
 def _plain_value(pb: object) -> ParameterValue | None:
     """A set, finite value of a `ParameterValue`, or None."""
     from polytrial.server.engine.values import value_from_proto
-    from polytrial.server.errors import InvalidArgument
 
     try:
         value = value_from_proto(pb)  # type: ignore[arg-type]
@@ -327,18 +403,60 @@ def parse_optimization_config(
     pb: experiment_pb2.OptimizationConfig,
     *,
     field: str = "experiment.optimization_config",
+    stored: bool = False,
 ) -> OptimizationSpec:
     """Validates an `OptimizationConfig` message.
 
-    Rules: at least one objective; metric names non-empty (at most 256
-    characters) and unique among objectives; outcome constraints with a set
-    direction and a finite bound; objective thresholds only on objectives,
-    once each, finite; tracking metric names non-empty.
+    Rules: at least one objective; metric names of 1-256 characters (letters,
+    digits and `_ . : / @ + % -`, not starting with punctuation), unique among
+    objectives; outcome constraints with a set direction and a finite bound,
+    on metrics that are not objectives; objective thresholds only on
+    objectives, once each, finite; tracking metrics unique and neither an
+    objective nor a constrained metric; at most `MAX_OBJECTIVES` objectives,
+    `MAX_OUTCOME_CONSTRAINTS` outcome constraints and `MAX_TRACKING_METRICS`
+    tracking metrics.
+
+    Args:
+        pb: The message.
+        field: Its path in the request, prefixed to every violation.
+        stored: The config was accepted by this or an older server: skip the
+            limits and rules added since (repeated tracking metrics are
+            dropped instead), so that it stays readable.
 
     Raises:
         InvalidArgument: any rule is broken, every violation listed
-            (INVALID_ARGUMENT).
+            (INVALID_ARGUMENT); a list is over its limit (reason
+            LIMIT_EXCEEDED).
     """
+    if not stored:
+        _check_limits(
+            [
+                (
+                    f"{field}.objectives",
+                    len(pb.objectives),
+                    MAX_OBJECTIVES,
+                    "objectives",
+                ),
+                (
+                    f"{field}.outcome_constraints",
+                    len(pb.outcome_constraints),
+                    MAX_OUTCOME_CONSTRAINTS,
+                    "outcome constraints",
+                ),
+                (
+                    f"{field}.objective_thresholds",
+                    len(pb.objective_thresholds),
+                    MAX_OBJECTIVES,
+                    "objective thresholds",
+                ),
+                (
+                    f"{field}.tracking_metrics",
+                    len(pb.tracking_metrics),
+                    MAX_TRACKING_METRICS,
+                    "tracking metrics",
+                ),
+            ]
+        )
     collector = ViolationCollector()
 
     def check_name(name: str, where: str) -> bool:
@@ -350,26 +468,42 @@ def parse_optimization_config(
                 where, f"metric names have at most {MAX_METRIC_NAME_LENGTH} characters"
             )
             return False
+        if not stored and not METRIC_NAME_PATTERN.fullmatch(name):
+            collector.add(
+                where,
+                f"metric name {name!r} is invalid: use letters, digits and "
+                "'_ . : / @ + % -', starting with a letter, digit or '_'",
+            )
+            return False
         return True
 
     if not pb.objectives:
         collector.add(f"{field}.objectives", "at least one objective is required")
-    objectives: list[Objective] = []
+    objectives: dict[str, Objective] = {}
     for i, objective_pb in enumerate(pb.objectives):
         where = f"{field}.objectives[{i}].metric_name"
-        if not check_name(objective_pb.metric_name, where):
+        name = objective_pb.metric_name
+        if not check_name(name, where):
             continue
-        if any(o.metric_name == objective_pb.metric_name for o in objectives):
-            collector.add(
-                where, f"metric {objective_pb.metric_name!r} is already an objective"
-            )
+        if name in objectives:
+            collector.add(where, f"metric {name!r} is already an objective")
             continue
-        objectives.append(Objective(objective_pb.metric_name, objective_pb.minimize))
+        objectives[name] = Objective(name, objective_pb.minimize)
 
     constraints: list[OutcomeConstraint] = []
     for i, constraint_pb in enumerate(pb.outcome_constraints):
         where = f"{field}.outcome_constraints[{i}]"
-        ok = check_name(constraint_pb.metric_name, f"{where}.metric_name")
+        name = constraint_pb.metric_name
+        ok = check_name(name, f"{where}.metric_name")
+        if ok and not stored and name in objectives:
+            # As in Ax: bound an objective through its objective threshold.
+            collector.add(
+                f"{where}.metric_name",
+                f"metric {name!r} is an objective; outcome constraints apply to "
+                "other metrics (use objective_thresholds for a multi-objective "
+                "reference point)",
+            )
+            ok = False
         if constraint_pb.op not in (
             experiment_pb2.COMPARISON_OP_GREATER_EQUAL,
             experiment_pb2.COMPARISON_OP_LESS_EQUAL,
@@ -385,20 +519,19 @@ def parse_optimization_config(
         if ok:
             constraints.append(
                 OutcomeConstraint(
-                    constraint_pb.metric_name,
+                    name,
                     constraint_pb.op == experiment_pb2.COMPARISON_OP_GREATER_EQUAL,
                     constraint_pb.bound,
                 )
             )
 
-    objective_names = {o.metric_name for o in objectives}
     thresholds: dict[str, float] = {}
     for i, threshold_pb in enumerate(pb.objective_thresholds):
         where = f"{field}.objective_thresholds[{i}]"
         name = threshold_pb.metric_name
         if not check_name(name, f"{where}.metric_name"):
             continue
-        if name not in objective_names:
+        if name not in objectives:
             collector.add(
                 f"{where}.metric_name",
                 f"{name!r} is not an objective; thresholds apply to objectives",
@@ -412,13 +545,32 @@ def parse_optimization_config(
         else:
             thresholds[name] = threshold_pb.bound
 
-    tracking: list[str] = []
+    constrained = {c.metric_name for c in constraints}
+    tracking: dict[str, int] = {}
     for i, name in enumerate(pb.tracking_metrics):
-        if check_name(name, f"{field}.tracking_metrics[{i}]") and name not in tracking:
-            tracking.append(name)
+        where = f"{field}.tracking_metrics[{i}]"
+        if not check_name(name, where):
+            continue
+        if stored:
+            tracking.setdefault(name, i)
+        elif name in tracking:
+            collector.add(
+                where,
+                f"tracking metric {name!r} duplicates "
+                f"tracking_metrics[{tracking[name]}]",
+            )
+        elif name in objectives or name in constrained:
+            role = "an objective" if name in objectives else "a constrained metric"
+            collector.add(
+                where,
+                f"metric {name!r} is {role}, which is recorded already; list only "
+                "other metrics as tracking metrics",
+            )
+        else:
+            tracking[name] = i
     collector.raise_if_any()
     return OptimizationSpec(
-        tuple(objectives), tuple(constraints), thresholds, tuple(tracking)
+        tuple(objectives.values()), tuple(constraints), thresholds, tuple(tracking)
     )
 
 

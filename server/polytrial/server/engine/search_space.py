@@ -29,6 +29,8 @@ FloatArray = npt.NDArray[np.float64]
 # Above this many grid steps a float's `digits` no longer make it usefully
 # discrete, and k / 10**digits stops being exact in a double.
 _MAX_GRID_STEPS = 2**52
+# 10.0**digits is an exact double up to here (see `grid_value`).
+_MAX_EXACT_DIGITS = 22
 
 # Slack on linear constraints, relative to the size of the terms: 0.3 + 0.7 is
 # 1.0000000000000002 in binary, and such an arm must count as satisfying
@@ -66,7 +68,8 @@ class RangeParameter:
         """
         if self.is_int:
             return int(self.lower), int(self.upper), 1.0
-        if self.digits is None:
+        if self.digits is None or self.digits > _MAX_EXACT_DIGITS:
+            # Checked before 10**digits: a huge power would hold the GIL.
             return None
         factor = 10**self.digits
         if max(abs(self.lower), abs(self.upper)) * factor >= _MAX_GRID_STEPS:
