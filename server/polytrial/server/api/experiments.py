@@ -39,11 +39,13 @@ class ExperimentServicer(experiment_service_pb2_grpc.ExperimentServiceServicer):
         self, request: pb.ListExperimentsRequest, context: grpc.ServicerContext
     ) -> pb.ListExperimentsResponse:
         """Returns one page of experiments."""
-        views, token = self.experiments.list_page(
-            size=request.page_size, token=request.page_token
+        experiments, token = self.experiments.list_page(
+            size=request.page_size,
+            token=request.page_token,
+            convert=experiment_to_proto,
         )
         return pb.ListExperimentsResponse(
-            experiments=[experiment_to_proto(v) for v in views], next_page_token=token
+            experiments=experiments, next_page_token=token
         )
 
     def CreateExperiment(

@@ -47,10 +47,9 @@ class TrialServicer(trial_service_pb2_grpc.TrialServiceServicer):
             statuses=statuses_from_proto(request.statuses),
             size=request.page_size,
             token=request.page_token,
+            convert=trial_to_proto,
         )
-        return pb.ListTrialsResponse(
-            trials=[trial_to_proto(t) for t in trials], next_page_token=token
-        )
+        return pb.ListTrialsResponse(trials=trials, next_page_token=token)
 
     def SuggestTrials(
         self, request: pb.SuggestTrialsRequest, context: grpc.ServicerContext

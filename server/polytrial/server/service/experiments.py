@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +17,13 @@ from polytrial.server.service.config import (
     load_config,
     parse_new_config,
 )
-from polytrial.server.service.paging import decode_token, encode_token, page_size
+from polytrial.server.service.paging import (
+    M,
+    decode_token,
+    encode_token,
+    fit_page,
+    page_size,
+)
 from polytrial.server.storage import Database, ExperimentRecord, Repository
 from polytrial.v1 import experiment_pb2
 
@@ -142,8 +149,18 @@ class Experiments:
         )
         return ExperimentView(record, load_config(record))
 
-    def list_page(self, *, size: int, token: str) -> tuple[list[ExperimentView], str]:
+    def list_page(
+        self, *, size: int, token: str, convert: Callable[[ExperimentView], M]
+    ) -> tuple[list[M], str]:
         """Returns one page of experiments in creation order, and the next token.
+
+        The page ends early when its messages would pass the byte budget of
+        `paging.PAGE_BUDGET_BYTES`.
+
+        Args:
+            size: The requested page size (0: the default).
+            token: The page token (empty: the first page).
+            convert: Makes an experiment's response message.
 
         Raises:
             InvalidArgument: negative page size or a foreign token
@@ -157,11 +174,14 @@ class Experiments:
             return repo.list_experiments(after_seq=after, limit=limit + 1)
 
         records = self.db.run(work, write=False)
-        page = records[:limit]
-        next_token = (
-            encode_token("experiments", page[-1].seq) if len(records) > limit else ""
+        page, more = fit_page(
+            records[:limit],
+            lambda r: convert(ExperimentView(r, load_config(r))),
+            more=len(records) > limit,
         )
-        return [ExperimentView(r, load_config(r)) for r in page], next_token
+        last = records[len(page) - 1] if page else None
+        next_token = encode_token("experiments", last.seq) if more and last else ""
+        return page, next_token
 
     def update(
         self,

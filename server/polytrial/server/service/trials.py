@@ -43,7 +43,13 @@ from polytrial.server.errors import AlreadyExists, FailedPrecondition, InvalidAr
 from polytrial.server.service import lifecycle
 from polytrial.server.service.config import ExperimentConfig, load_config
 from polytrial.server.service.observations import check_observations
-from polytrial.server.service.paging import decode_token, encode_token, page_size
+from polytrial.server.service.paging import (
+    M,
+    decode_token,
+    encode_token,
+    fit_page,
+    page_size,
+)
 from polytrial.server.storage import (
     LOST_REASON,
     ArmRecord,
@@ -217,16 +223,29 @@ class Trials:
         statuses: Sequence[TrialStatus],
         size: int,
         token: str,
-    ) -> tuple[list[TrialRecord], str]:
+        convert: Callable[[TrialRecord], M],
+    ) -> tuple[list[M], str]:
         """Returns one page of trials by index, and the next page's token.
 
+        The page ends early when its messages would pass the byte budget of
+        `paging.PAGE_BUDGET_BYTES`. The token is bound to the experiment and
+        the status filter.
+
+        Args:
+            experiment_id: The experiment.
+            statuses: Only trials in these statuses (empty: all).
+            size: The requested page size (0: the default).
+            token: The page token (empty: the first page).
+            convert: Makes a trial's response message.
+
         Raises:
-            InvalidArgument: negative page size or a foreign token
-                (INVALID_ARGUMENT).
+            InvalidArgument: negative page size, or a token of another list or
+                filter (INVALID_ARGUMENT).
             NotFound: no such experiment (NOT_FOUND).
         """
         limit = page_size(size, default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
-        cursor = decode_token(token, "trials")
+        scope = (experiment_id, *sorted({s.value for s in statuses}))
+        cursor = decode_token(token, "trials", scope)
         after = -1 if cursor is None else cursor
         self._reap_lost(experiment_id)
         trials = self.db.run(
@@ -235,9 +254,9 @@ class Trials:
             ),
             write=False,
         )
-        page = trials[:limit]
-        more = len(trials) > limit
-        return page, encode_token("trials", page[-1].index) if more else ""
+        page, more = fit_page(trials[:limit], convert, more=len(trials) > limit)
+        last = trials[len(page) - 1].index if page else 0
+        return page, encode_token("trials", last, scope) if more else ""
 
     def all(self, experiment_id: str) -> tuple[ExperimentConfig, list[TrialRecord]]:
         """Returns the experiment's configuration and every trial (for results)."""
