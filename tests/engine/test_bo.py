@@ -301,7 +301,12 @@ def small_spaces(draw: st.DrawFn) -> Any:
     return space_pb(params, constraints)
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=6,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(small_spaces(), st.integers(1, 3), st.integers(0, 1000))
 def test_every_bo_arm_satisfies_bounds_types_choices_and_constraints(
     proto: Any, count: int, seed: int

@@ -232,7 +232,12 @@ def search_spaces(draw: st.DrawFn) -> pb.SearchSpace:
     return space_pb(params, constraints)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(search_spaces(), st.integers(1, 8), st.integers(0, 2**31))
 def test_every_sobol_arm_satisfies_bounds_types_choices_and_constraints(
     proto: pb.SearchSpace, count: int, seed: int

@@ -20,6 +20,9 @@ from polytrial.server.engine.search_space import (
 )
 from scipy.optimize import Bounds, LinearConstraint, milp, minimize
 
+# Relative margin past HiGHS's primal feasibility tolerance (1e-7 by default).
+_SOLVER_MARGIN = 1e-6
+
 
 def find_feasible_point(
     space: SearchSpace, pins: Mapping[str, float] | None = None
@@ -140,62 +143,79 @@ def _nearest_grid_point(
     lower, upper = _box(space, pins)
     width = np.where(upper > lower, upper - lower, 1.0)
     rows, bounds = space.constraint_system
-    slack = CONSTRAINT_RTOL * (
+    magnitude = (
         np.abs(rows) @ np.maximum(np.abs(lower), np.abs(upper)) + np.abs(bounds) + 1.0
     )
-    # Half the slack, so that the answer passes `satisfies_constraints`. With a
-    # target the `t` variables follow the `k` ones and have no weight here.
-    padding = 0 if target is None else size
-    system = (
-        [
-            LinearConstraint(
-                np.hstack([rows * scale, np.zeros((rows.shape[0], padding))]),
-                -np.inf,
-                bounds + 0.5 * slack,
-            )
-        ]
-        if rows.shape[0]
-        else []
-    )
 
-    if target is None:
-        cost = np.zeros(size)
-        variable_bounds = Bounds(k_lower, k_upper)
-        all_integrality = integrality
-    else:
-        # t_i - x_i / w_i >= -target_i / w_i and t_i + x_i / w_i >= target_i / w_i.
-        eye = np.eye(size)
-        x_coef = eye * (scale / width)
-        system.append(
-            LinearConstraint(np.hstack([-x_coef, eye]), -target / width, np.inf)
+    def solve(rhs: FloatArray) -> FloatArray | None:
+        # With a target the `t` variables follow the `k` ones and have no
+        # weight in the constraint rows.
+        padding = 0 if target is None else size
+        system = (
+            [
+                LinearConstraint(
+                    np.hstack([rows * scale, np.zeros((rows.shape[0], padding))]),
+                    -np.inf,
+                    rhs,
+                )
+            ]
+            if rows.shape[0]
+            else []
         )
-        system.append(
-            LinearConstraint(np.hstack([x_coef, eye]), target / width, np.inf)
-        )
-        cost = np.concatenate([np.zeros(size), np.ones(size)])
-        variable_bounds = Bounds(
-            np.concatenate([k_lower, np.zeros(size)]),
-            np.concatenate([k_upper, np.full(size, np.inf)]),
-        )
-        all_integrality = np.concatenate([integrality, np.zeros(size)])
-
-    result = milp(
-        cost, integrality=all_integrality, bounds=variable_bounds, constraints=system
-    )
-    if result.x is None or not result.success:
-        return None
-    k = np.asarray(result.x[:size], dtype=float)
-    vector = np.array(
-        [
-            pins[p.name]
-            if p.name in pins
-            else (
-                float(p.grid_value(round(k[i])))
-                if integrality[i]
-                else float(p.snap(k[i]))
+        if target is None:
+            cost = np.zeros(size)
+            variable_bounds = Bounds(k_lower, k_upper)
+            all_integrality = integrality
+        else:
+            # t_i - x_i / w_i >= -target_i / w_i and t_i + x_i / w_i >= target_i / w_i.
+            eye = np.eye(size)
+            x_coef = eye * (scale / width)
+            system.append(
+                LinearConstraint(np.hstack([-x_coef, eye]), -target / width, np.inf)
             )
-            for i, p in enumerate(params)
-        ],
-        dtype=float,
-    )
-    return vector if _feasible(space, vector) else None
+            system.append(
+                LinearConstraint(np.hstack([x_coef, eye]), target / width, np.inf)
+            )
+            cost = np.concatenate([np.zeros(size), np.ones(size)])
+            variable_bounds = Bounds(
+                np.concatenate([k_lower, np.zeros(size)]),
+                np.concatenate([k_upper, np.full(size, np.inf)]),
+            )
+            all_integrality = np.concatenate([integrality, np.zeros(size)])
+
+        result = milp(
+            cost,
+            integrality=all_integrality,
+            bounds=variable_bounds,
+            constraints=system,
+        )
+        if result.x is None or not result.success:
+            return None
+        k = np.asarray(result.x[:size], dtype=float)
+        return np.array(
+            [
+                pins[p.name]
+                if p.name in pins
+                else (
+                    float(p.grid_value(round(k[i])))
+                    if integrality[i]
+                    else float(p.snap(k[i]))
+                )
+                for i, p in enumerate(params)
+            ],
+            dtype=float,
+        )
+
+    # Half the slack first, so that the answer passes `satisfies_constraints`.
+    # HiGHS meets constraints only to its feasibility tolerance (about 1e-7),
+    # and continuous values carry that error into the answer (grid values are
+    # rounded exactly); when it breaks a constraint, solve again with the
+    # bounds pulled in past the tolerance.
+    attempts = [bounds + 0.5 * CONSTRAINT_RTOL * magnitude]
+    if any(p.grid is None and p.name not in pins for p in params):
+        attempts.append(bounds - _SOLVER_MARGIN * magnitude)
+    for rhs in attempts:
+        vector = solve(rhs)
+        if vector is not None and _feasible(space, vector):
+            return vector
+    return None
