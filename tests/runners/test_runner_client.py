@@ -402,3 +402,20 @@ def test_concurrent_deploys_of_one_trial_start_one_job_and_agree(
     assert [r.status for r in results] == [tpb.TRIAL_STATUS_RUNNING] * 2
     assert results[0].run_metadata == results[1].run_metadata
     assert len(runner.keys) == 1
+
+
+def test_runners_long_refusal_is_stored_cut_to_the_reason_limit(
+    api: Api, serve_runner: Any
+) -> None:
+    from polytrial.server.service.lifecycle import MAX_REASON_CHARS
+
+    runner = ScriptedRunner(refuse="traceback line " * 330)  # ~5 KB
+    candidate = runner_experiment(api, "long-refusal", serve_runner(runner))
+
+    failed = deploy(api, candidate)
+
+    assert failed.status == tpb.TRIAL_STATUS_FAILED
+    for text in (failed.status_reason, failed.deployment_error):
+        assert len(text) == MAX_REASON_CHARS
+        assert text.endswith("[truncated]")
+        assert "traceback line" in text

@@ -13,7 +13,10 @@
 
 Details travel as `google.rpc.Status` in the `grpc-status-details-bin`
 trailer, so clients read the reason and the field violations without parsing
-messages.
+messages. Both trailers together must stay under gRPC's 16 KiB metadata limit,
+or the client sees RESOURCE_EXHAUSTED instead of the error: the message and
+every detail text are cut (marked) to fit, and field violations past the
+budget are dropped.
 """
 
 from __future__ import annotations
@@ -29,6 +32,23 @@ from grpc_status import rpc_status
 from polytrial.server import errors
 
 logger = logging.getLogger(__name__)
+
+# UTF-8 bytes. The message is percent-encoded in `grpc-message` (up to 3x) and
+# the Status is base64-encoded (4/3x): 3 KiB + 8 KiB stays under 16 KiB.
+MAX_MESSAGE_BYTES = 1024
+MAX_DETAIL_TEXT_BYTES = 512
+MAX_STATUS_BYTES = 6 * 1024
+_CLIPPED = " ... [truncated]"
+
+
+def clip(text: str, max_bytes: int) -> str:
+    """`text` cut to at most `max_bytes` UTF-8 bytes, marked when cut."""
+    raw = text.encode()
+    if len(raw) <= max_bytes:
+        return text
+    kept = raw[: max_bytes - len(_CLIPPED)].decode(errors="ignore")
+    return kept + _CLIPPED
+
 
 # Most specific class first: SearchSpaceExhausted is a FailedPrecondition.
 _CODES: tuple[tuple[type[errors.PolytrialError], int], ...] = (
@@ -56,27 +76,33 @@ def to_status(error: errors.PolytrialError) -> status_pb2.Status:
     code = next(
         (code for cls, code in _CODES if isinstance(error, cls)), code_pb2.INTERNAL
     )
-    status = status_pb2.Status(code=code, message=error.message)
+    status = status_pb2.Status(
+        code=code, message=clip(error.message, MAX_MESSAGE_BYTES)
+    )
+    metadata = {
+        clip(k, MAX_DETAIL_TEXT_BYTES): clip(v, MAX_DETAIL_TEXT_BYTES)
+        for k, v in error.metadata.items()
+    }
     status.details.append(
         _pack(
             error_details_pb2.ErrorInfo(
-                reason=error.reason, domain=errors.ERROR_DOMAIN, metadata=error.metadata
+                reason=error.reason, domain=errors.ERROR_DOMAIN, metadata=metadata
             )
         )
     )
     if isinstance(error, errors.InvalidArgument) and error.violations:
-        status.details.append(
-            _pack(
-                error_details_pb2.BadRequest(
-                    field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(
-                            field=v.field, description=v.description
-                        )
-                        for v in error.violations
-                    ]
-                )
+        bad = error_details_pb2.BadRequest()
+        room = MAX_STATUS_BYTES - status.ByteSize() - 16  # the Any wrapper
+        for v in error.violations:
+            violation = error_details_pb2.BadRequest.FieldViolation(
+                field=clip(v.field, MAX_DETAIL_TEXT_BYTES),
+                description=clip(v.description, MAX_DETAIL_TEXT_BYTES),
             )
-        )
+            # Each entry costs its size plus a tag and a length prefix.
+            if bad.ByteSize() + violation.ByteSize() + 4 > room:
+                break
+            bad.field_violations.append(violation)
+        status.details.append(_pack(bad))
     return status
 
 

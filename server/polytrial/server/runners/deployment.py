@@ -268,7 +268,7 @@ class Deployments:
         def keep_candidate(repo: Repository) -> None:
             trial = repo.get_trial(experiment_id, trial_index, for_update=True)
             if trial.status is S.CANDIDATE:
-                trial.deployment_error = str(error)
+                trial.deployment_error = lifecycle.clip_reason(str(error))
                 repo.save_trial_state(trial)
 
         self.db.run(keep_candidate)
@@ -284,7 +284,7 @@ class Deployments:
         def fail(repo: Repository) -> TrialRecord:
             trial = repo.get_trial(experiment_id, trial_index, for_update=True)
             if trial.status is S.CANDIDATE:
-                trial.deployment_error = reason
+                trial.deployment_error = lifecycle.clip_reason(reason)
                 lifecycle.apply_transition(trial, S.FAILED, now=_now(), reason=reason)
                 repo.save_trial_state(trial)
             return trial
@@ -312,6 +312,7 @@ class Deployments:
         runner that cannot stop jobs (UNIMPLEMENTED) is noted in the reason.
 
         Raises:
+            InvalidArgument: the reason is too long (INVALID_ARGUMENT).
             NotFound: the experiment or trial does not exist (NOT_FOUND).
             FailedPrecondition: the trial is not STAGED or RUNNING, has no
                 runner, or the runner refused (FAILED_PRECONDITION).
@@ -320,6 +321,7 @@ class Deployments:
             DeadlineExceeded: the runner stayed too slow; nothing changed
                 (DEADLINE_EXCEEDED).
         """
+        lifecycle.check_reason(reason)
         # Step 1: read the deployed trial.
         trial, deployed = self._read_deployed(experiment_id, trial_index)
         label = _trial_label(experiment_id, trial_index)

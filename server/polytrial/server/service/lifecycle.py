@@ -13,10 +13,39 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from polytrial.server import resources
-from polytrial.server.errors import FailedPrecondition
+from polytrial.server.errors import FailedPrecondition, InvalidArgument
 from polytrial.server.storage import TrialRecord, TrialStatus
 
 S = TrialStatus
+# Longest status reason or deployment error kept (characters), as documented on
+# the `reason` fields. A caller's longer reason is refused; a runner's longer
+# message (a traceback, say) is cut, with `_CLIPPED` at the end.
+MAX_REASON_CHARS = 4096
+_CLIPPED = " ... [truncated]"
+
+
+def check_reason(reason: str, *, field: str = "reason") -> str:
+    """Refuses a caller's reason longer than `MAX_REASON_CHARS`.
+
+    Raises:
+        InvalidArgument: the reason is too long (INVALID_ARGUMENT).
+    """
+    if len(reason) > MAX_REASON_CHARS:
+        raise InvalidArgument(
+            f"reason has {len(reason)} characters; at most {MAX_REASON_CHARS} "
+            "are allowed",
+            field=field,
+        )
+    return reason
+
+
+def clip_reason(text: str) -> str:
+    """`text` cut to `MAX_REASON_CHARS`, marked when cut (runner messages)."""
+    if len(text) <= MAX_REASON_CHARS:
+        return text
+    return text[: MAX_REASON_CHARS - len(_CLIPPED)] + _CLIPPED
+
+
 ALLOWED: dict[TrialStatus, frozenset[TrialStatus]] = {
     S.CANDIDATE: frozenset({S.STAGED, S.RUNNING, S.FAILED, S.ABANDONED}),
     S.STAGED: frozenset({S.RUNNING, S.FAILED, S.ABANDONED}),
@@ -92,7 +121,7 @@ def apply_transition(
     else:
         trial.end_time = now
         trial.expire_time = None
-        trial.status_reason = reason
+        trial.status_reason = clip_reason(reason)
 
 
 def expiry(now: datetime, ttl_s: float) -> datetime | None:

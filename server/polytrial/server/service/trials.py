@@ -86,7 +86,12 @@ def _now() -> datetime:
 
 
 def _why(trial: TrialRecord) -> str:
-    return f" ({trial.status_reason})" if trial.status_reason else ""
+    # Errors quote the reason; a short head of it keeps the rest of the message
+    # (what the caller should do) from being cut off.
+    reason = trial.status_reason
+    if len(reason) > 200:
+        reason = reason[:200] + " ..."
+    return f" ({reason})" if reason else ""
 
 
 def _check_request_id(request_id: str) -> None:
@@ -629,9 +634,11 @@ class Trials:
         """Moves a trial that is not final to FAILED.
 
         Raises:
+            InvalidArgument: the reason is too long (INVALID_ARGUMENT).
             NotFound: the experiment or trial does not exist (NOT_FOUND).
             FailedPrecondition: the trial is final (FAILED_PRECONDITION).
         """
+        lifecycle.check_reason(reason)
         return self._transition(
             experiment_id, trial_index, TrialStatus.FAILED, reason=reason
         )
@@ -642,9 +649,11 @@ class Trials:
         """Moves a trial that is not final to ABANDONED.
 
         Raises:
+            InvalidArgument: the reason is too long (INVALID_ARGUMENT).
             NotFound: the experiment or trial does not exist (NOT_FOUND).
             FailedPrecondition: the trial is final (FAILED_PRECONDITION).
         """
+        lifecycle.check_reason(reason)
         return self._transition(
             experiment_id, trial_index, TrialStatus.ABANDONED, reason=reason
         )
@@ -655,10 +664,12 @@ class Trials:
         """Moves a RUNNING trial that has data to EARLY_STOPPED.
 
         Raises:
+            InvalidArgument: the reason is too long (INVALID_ARGUMENT).
             NotFound: the experiment or trial does not exist (NOT_FOUND).
             FailedPrecondition: the trial is not RUNNING or has no data
                 (FAILED_PRECONDITION).
         """
+        lifecycle.check_reason(reason)
 
         def needs_data(trial: TrialRecord) -> None:
             if trial.status is TrialStatus.RUNNING and not trial.observations:
