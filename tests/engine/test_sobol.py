@@ -170,8 +170,20 @@ def test_finite_space_of_324_arms_runs_out_cleanly_c04() -> None:
 
 def test_batch_larger_than_what_is_left_is_refused_as_exhausted() -> None:
     tiny = space([choice_param("c", ["a", "b", "c"])])
-    with pytest.raises(SearchSpaceExhausted):
-        generate(sobol_request(tiny, 4))
+    with pytest.raises(SearchSpaceExhausted) as caught:
+        generate(sobol_request(tiny, 5))
+    # No trial exists: the message must not claim the arms are in trials.
+    assert "only 3 distinct arms remain of 3; asked for 5" in caught.value.message
+    assert "in trials" not in caught.value.message
+    assert caught.value.metadata["remaining"] == "3"
+
+
+def test_batch_larger_than_what_is_left_counts_only_unused_arms() -> None:
+    tiny = space([choice_param("c", ["a", "b", "c"])])
+    excluded = {tiny.arm_key({"c": "b"})}
+    with pytest.raises(SearchSpaceExhausted) as caught:
+        generate(sobol_request(tiny, 3, excluded_keys=excluded))
+    assert "only 2 distinct arms remain of 3; asked for 3" in caught.value.message
 
 
 def test_exhaustion_counts_only_arms_matching_the_pins() -> None:

@@ -206,7 +206,7 @@ def generate_sobol(
                 reason="NO_NEW_ARM",
             )
         arms += _enumerate_remaining(
-            space, pinned, excluded, request.count - len(arms), seed, draws
+            space, pinned, excluded, request.count - len(arms), seed, draws, len(arms)
         )
 
     details: dict[str, object] = {"sobol_draws": draws}
@@ -278,8 +278,19 @@ def _enumerate_remaining(
     needed: int,
     seed: int,
     draws: int,
+    picked: int = 0,
 ) -> list[Parameterization]:
     """Picks `needed` unused arms of a finite space at random (seeded).
+
+    Args:
+        space: The search space.
+        pinned: Values held fixed.
+        excluded: Keys of arms in trials, and of the `picked` arms.
+        needed: How many more arms to pick.
+        seed: The experiment's seed.
+        draws: Sobol draws so far (seeds the pick with `seed`).
+        picked: Arms of this request found already by the Sobol draws; the
+            message counts them as remaining, since no trial holds them.
 
     Raises:
         SearchSpaceExhausted: fewer than `needed` arms are left.
@@ -296,17 +307,18 @@ def _enumerate_remaining(
         if space.arm_key(arm) not in excluded:
             remaining.append(arm)
     scope = " with the pinned values" if pinned else ""
-    if not remaining:
+    left = len(remaining) + picked
+    if not left:
         raise SearchSpaceExhausted(
             f"search space is exhausted: all {feasible} arms{scope} are already "
             "in trials that did not fail",
-            metadata={"arms": str(feasible)},
+            metadata={"arms": str(feasible), "remaining": "0"},
         )
     if len(remaining) < needed:
         raise SearchSpaceExhausted(
-            f"search space is nearly exhausted: {len(remaining)} of {feasible} "
-            f"arms{scope} are left, fewer than the {needed} requested",
-            metadata={"arms": str(feasible), "remaining": str(len(remaining))},
+            f"search space is nearly exhausted: only {left} distinct arms{scope} "
+            f"remain of {feasible}; asked for {needed + picked}",
+            metadata={"arms": str(feasible), "remaining": str(left)},
         )
     rng = np.random.default_rng([seed % 2**64, draws])
     chosen = rng.choice(len(remaining), size=needed, replace=False)
