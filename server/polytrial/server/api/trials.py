@@ -6,6 +6,9 @@ DeployTrial, StopTrial and RefreshTrial talk to runners through
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 import grpc
 from polytrial.server import resources, runners
 from polytrial.server.api.convert import (
@@ -14,10 +17,34 @@ from polytrial.server.api.convert import (
     statuses_from_proto,
     trial_to_proto,
 )
+from polytrial.server.errors import DeadlineExceeded
 from polytrial.server.service import ArmInput, Trials
 from polytrial.v1 import trial_pb2, trial_service_pb2, trial_service_pb2_grpc
 
 pb = trial_service_pb2
+logger = logging.getLogger(__name__)
+
+
+def _still_wanted(context: grpc.ServicerContext, method: str) -> Callable[[], None]:
+    """A check that refuses to commit once the caller's call has ended.
+
+    Called right before a commit that creates or completes trials: trials
+    stored after the caller's deadline or cancellation would never reach it
+    and would stay RUNNING, skewing later suggestions.
+    """
+
+    def check() -> None:
+        remaining = context.time_remaining()
+        if context.is_active() and (remaining is None or remaining > 0):
+            return
+        logger.info("%s: the call ended before its commit; nothing stored", method)
+        raise DeadlineExceeded(
+            f"{method}: the call's deadline passed (or it was cancelled) before "
+            "the result was stored; nothing was stored",
+            reason="CALL_ENDED",
+        )
+
+    return check
 
 
 class TrialServicer(trial_service_pb2_grpc.TrialServiceServicer):
@@ -65,6 +92,7 @@ class TrialServicer(trial_service_pb2_grpc.TrialServiceServicer):
             ),
             request_id=request.request_id,
             ttl_s=request.ttl_s,
+            still_wanted=_still_wanted(context, "SuggestTrials"),
         )
         return pb.SuggestTrialsResponse(trials=[trial_to_proto(t) for t in trials])
 
@@ -88,6 +116,7 @@ class TrialServicer(trial_service_pb2_grpc.TrialServiceServicer):
             batch=request.batch,
             request_id=request.request_id,
             ttl_s=request.ttl_s,
+            still_wanted=_still_wanted(context, "AttachTrial"),
         )
         return trial_to_proto(trial)
 
@@ -98,7 +127,11 @@ class TrialServicer(trial_service_pb2_grpc.TrialServiceServicer):
         experiment_id, index = resources.parse_trial_name(request.name)
         observations = observations_from_proto(request.observations)
         trial = self.trials.complete(
-            experiment_id, index, observations, request_id=request.request_id
+            experiment_id,
+            index,
+            observations,
+            request_id=request.request_id,
+            still_wanted=_still_wanted(context, "CompleteTrial"),
         )
         return trial_to_proto(trial)
 

@@ -85,6 +85,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _call_is_wanted() -> None:
+    """The default `still_wanted` check: nobody to ask."""
+
+
 def _why(trial: TrialRecord) -> str:
     # Errors quote the reason; a short head of it keeps the rest of the message
     # (what the caller should do) from being cut off.
@@ -284,6 +288,7 @@ class Trials:
         pinned: Mapping[str, ParameterValue] | None = None,
         request_id: str = "",
         ttl_s: float = 0.0,
+        still_wanted: Callable[[], None] = _call_is_wanted,
     ) -> list[TrialRecord]:
         """Generates `count` new single-arm trials, or one batch trial of `count` arms.
 
@@ -301,6 +306,8 @@ class Trials:
             NotFound: no such experiment (NOT_FOUND).
             SearchSpaceExhausted: a finite space has no new arm
                 (FAILED_PRECONDITION).
+            DeadlineExceeded: raised by `still_wanted`, called just before the
+                commit, when the call ended; nothing is stored.
         """
         if count < 0 or count > MAX_SUGGEST_COUNT:
             raise InvalidArgument(
@@ -362,6 +369,9 @@ class Trials:
             self._remember(
                 repo, experiment_id, method, request_id, created, now, fingerprint
             )
+            # Last, before the commit: a caller that gave up never sees these
+            # trials, so they must not be stored (generation can be slow).
+            still_wanted()
             return created, lost, False
 
         created, lost, replayed = self._run_idempotent(
@@ -394,6 +404,7 @@ class Trials:
         batch: bool = False,
         request_id: str = "",
         ttl_s: float = 0.0,
+        still_wanted: Callable[[], None] = _call_is_wanted,
     ) -> TrialRecord:
         """Turns user-chosen parameterizations into one trial (replicates allowed).
 
@@ -464,6 +475,7 @@ class Trials:
             self._remember(
                 repo, experiment_id, method, request_id, [record], now, fingerprint
             )
+            still_wanted()
             return [record], lost, False
 
         created, lost, replayed = self._run_idempotent(
@@ -489,6 +501,7 @@ class Trials:
         observations: Sequence[ObservationRecord],
         *,
         request_id: str = "",
+        still_wanted: Callable[[], None] = _call_is_wanted,
     ) -> TrialRecord:
         """Stores final observations and moves a RUNNING trial to COMPLETED.
 
@@ -538,6 +551,7 @@ class Trials:
             self._remember(
                 repo, experiment_id, method, request_id, [trial], now, fingerprint
             )
+            still_wanted()
             return [trial], [], False
 
         done, lost, replayed = self._run_idempotent(
