@@ -273,6 +273,52 @@ def test_failed_fit_falls_back_to_sobol_with_a_warning_and_a_note(
     assert_valid(BRANIN, result, 2)
 
 
+@pytest.mark.parametrize("sem", [None, 1e308])
+def test_means_near_the_largest_double_fall_back_to_sobol_with_a_note(
+    sem: float | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Finite, so accepted and stored; standardizing them overflows to inf and
+    # the GP saw NaN (BoTorch's InputDataError became INTERNAL for good).
+    observed = sobol_history(
+        BRANIN,
+        6,
+        lambda arm: {"y": (1e308 if float(arm["x1"]) > 2.5 else -1e308, sem)},
+    )
+    assert {o.metrics["y"][0] for o in observed} == {1e308, -1e308}
+    with caplog.at_level(
+        logging.WARNING, logger="polytrial.server.engine.bo.generator"
+    ):
+        result = generate(request(BRANIN, observed, count=2))
+    assert result.generator == "sobol_fallback"
+    assert "'y' has values too large to model" in result.details["fallback_reason"]
+    assert any("falling back to Sobol" in r.getMessage() for r in caplog.records)
+    assert_valid(BRANIN, result, 2)
+
+
+def test_all_huge_equal_means_fall_back_or_model_but_never_raise() -> None:
+    observed = sobol_history(BRANIN, 6, lambda arm: {"y": (1e308, 1e308)})
+    result = generate(request(BRANIN, observed, count=1))
+    assert result.generator in ("botorch", "sobol_fallback")
+    assert_valid(BRANIN, result, 1)
+
+
+def test_botorch_error_outside_runtime_error_falls_back_to_sobol(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from botorch.exceptions.errors import InputDataError
+    from polytrial.server.engine.bo import generator
+
+    def rejecting_fit(*args: Any, **kwargs: Any) -> None:
+        raise InputDataError("Input data contains NaN values.")
+
+    monkeypatch.setattr(generator, "fit_gpytorch_mll", rejecting_fit)
+    observed = sobol_history(BRANIN, 6, lambda arm: {"y": (branin(arm), None)})
+    result = generate(request(BRANIN, observed, count=1))
+    assert result.generator == "sobol_fallback"
+    assert result.details["fallback_reason"].startswith("InputDataError")
+    assert_valid(BRANIN, result, 1)
+
+
 @st.composite
 def small_spaces(draw: st.DrawFn) -> Any:
     params = []

@@ -79,6 +79,7 @@ from polytrial.server.engine.types import (
     GenerationResult,
     Parameterization,
 )
+from polytrial.server.errors import PolytrialError
 
 logger = logging.getLogger(__name__)
 
@@ -129,15 +130,22 @@ def generate_bo(request: GenerationRequest) -> GenerationResult:
             return _generate(request, started)
     except ModelFailure as failure:
         reason = str(failure)
-    except (RuntimeError, ValueError, ArithmeticError) as error:
-        # Cholesky failures (NotPSDError), singular systems and optimizer
-        # breakdowns surface as these; the user still gets arms.
+        error_info = False
+    except PolytrialError:
+        raise  # SearchSpaceExhausted from the Sobol completion, for the caller.
+    except Exception as error:
+        # Cholesky failures (NotPSDError), singular systems, BoTorch's input
+        # checks (InputDataError is no RuntimeError) and optimizer breakdowns:
+        # whatever PyTorch, GPyTorch or BoTorch raise, the user still gets
+        # arms. The traceback is logged, so a bug of ours stays visible.
         reason = f"{type(error).__name__}: {error}"
+        error_info = True
     logger.warning(
         "Bayesian optimization failed after %d observations (%s); falling back "
         "to Sobol",
         len(request.observed),
         reason,
+        exc_info=error_info,
     )
     result = generate_sobol(request, note="model failed; quasi-random fallback")
     result.generator = "sobol_fallback"
@@ -185,6 +193,8 @@ def _generate(request: GenerationRequest, started: float) -> GenerationResult:
         outcomes.append(data)
     if skipped:
         details["constraints_without_data"] = skipped
+    for data in outcomes:
+        _check_modelable(data)
 
     # Fit one GP per outcome.
     fit_started = time.perf_counter()
@@ -277,6 +287,27 @@ def _maximize_acquisition(
         )
         details["acquisition"] = "qLogNoisyExpectedHypervolumeImprovement"
     return _optimize(acquisition, encoder, request)
+
+
+def _check_modelable(data: MetricData) -> None:
+    """Raises ModelFailure when standardizing the outcome is not finite.
+
+    Finite means near the largest double (1e308) overflow to inf in the mean,
+    the spread or the noise variances, and the GP would see NaN.
+    """
+    with np.errstate(all="ignore"):
+        centre = float(np.mean(data.y))
+        spread = float(np.std(data.y))
+        standardized = (data.y - centre) / (spread if spread > 0 else 1.0)
+    finite = math.isfinite(centre) and math.isfinite(spread)
+    finite = finite and bool(np.all(np.isfinite(standardized)))
+    if data.y_var is not None:
+        finite = finite and bool(np.all(np.isfinite(data.y_var)))
+    if not finite:
+        raise ModelFailure(
+            f"metric {data.name!r} has values too large to model: standardizing "
+            "them overflows"
+        )
 
 
 def _fit(outcomes: list[MetricData], categorical: list[int]) -> Model:
