@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from polytrial.server import engine
+from polytrial.server.engine.parsing import MAX_METRIC_SOURCES
 from polytrial.server.engine.types import OptimizationSpec, StrategySpec
 from polytrial.server.errors import InvalidArgument, ViolationCollector
 from polytrial.server.storage import ExperimentRecord
@@ -81,6 +82,14 @@ def parse_new_config(
         raise InvalidArgument(
             f"an experiment has at most {MAX_PARAMETERS} parameters, got {count}",
             field="experiment.search_space.parameters",
+            reason="LIMIT_EXCEEDED",
+        )
+    sources = len(experiment.metric_sources)
+    if sources > MAX_METRIC_SOURCES:
+        raise InvalidArgument(
+            f"an experiment has at most {MAX_METRIC_SOURCES:,} metric sources (one "
+            f"per metric), got {sources:,}",
+            field="experiment.metric_sources",
             reason="LIMIT_EXCEEDED",
         )
     if not experiment.HasField("optimization_config"):
@@ -204,9 +213,11 @@ class _ConfigCache:
 def _parse_stored(data: bytes) -> ExperimentConfig:
     message = experiment_pb2.Experiment.FromString(data)
     search_space = engine.parse_search_space(
-        message.search_space, check_feasibility=False
+        message.search_space, check_feasibility=False, stored=True
     )
-    optimization = engine.parse_optimization_config(message.optimization_config)
+    optimization = engine.parse_optimization_config(
+        message.optimization_config, stored=True
+    )
     strategy = engine.parse_generation_strategy(
         message.generation_strategy, search_space
     )
