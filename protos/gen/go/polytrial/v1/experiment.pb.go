@@ -273,7 +273,9 @@ type Experiment struct {
 	// "COMPLETED").
 	TrialCounts map[string]int64 `protobuf:"bytes,12,rep,name=trial_counts,json=trialCounts,proto3" json:"trial_counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// Where each metric's data comes from. Metrics not listed are reported by
-	// clients.
+	// clients. At most one per metric, and at most 1,042 (the most metrics an
+	// optimization config may name); more is INVALID_ARGUMENT (reason
+	// LIMIT_EXCEEDED).
 	MetricSources []*MetricSource `protobuf:"bytes,13,rep,name=metric_sources,json=metricSources,proto3" json:"metric_sources,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -574,13 +576,17 @@ type RangeParameter struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Float or int.
 	Type ParameterType `protobuf:"varint,1,opt,name=type,proto3,enum=polytrial.v1.ParameterType" json:"type,omitempty"`
-	// Lower bound, strictly below the upper bound.
+	// Lower bound, strictly below the upper bound. Int bounds lie within
+	// [-2**53, 2**53], where a double holds every integer, and `upper - lower`
+	// must be finite (below about 1.8e308).
 	Lower float64 `protobuf:"fixed64,2,opt,name=lower,proto3" json:"lower,omitempty"`
 	// Upper bound.
 	Upper float64 `protobuf:"fixed64,3,opt,name=upper,proto3" json:"upper,omitempty"`
 	// Explore on a log scale; needs a positive lower bound.
 	LogScale bool `protobuf:"varint,4,opt,name=log_scale,json=logScale,proto3" json:"log_scale,omitempty"`
-	// Round float values to this many decimal digits.
+	// Round float values to this many decimal digits, from 0 to 15 (a double
+	// holds no more); outside that range is INVALID_ARGUMENT. Ignored on int
+	// parameters.
 	Digits        *int32 `protobuf:"varint,5,opt,name=digits,proto3,oneof" json:"digits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -654,7 +660,8 @@ func (x *RangeParameter) GetDigits() int32 {
 // A parameter that takes one of a list of values.
 type ChoiceParameter struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The values, all of one kind, without duplicates. At least one.
+	// The values, all of one kind, without duplicates. At least one, at most
+	// 10,000; more is INVALID_ARGUMENT (reason LIMIT_EXCEEDED).
 	Values []*ParameterValue `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
 	// Whether the values have a meaningful order (as listed). Unordered values
 	// are treated as categories.
@@ -954,14 +961,20 @@ func (x *OrderConstraint) GetUpperParameter() string {
 // What an experiment optimizes.
 type OptimizationConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// One objective, or several for a multi-objective experiment.
+	// One objective, or several for a multi-objective experiment; at most 10.
 	Objectives []*Objective `protobuf:"bytes,1,rep,name=objectives,proto3" json:"objectives,omitempty"`
-	// Bounds on other metrics that good arms must respect.
+	// Bounds on other metrics that good arms must respect; an objective cannot
+	// be constrained (give it an objective threshold instead). At most 32.
 	OutcomeConstraints []*OutcomeConstraint `protobuf:"bytes,2,rep,name=outcome_constraints,json=outcomeConstraints,proto3" json:"outcome_constraints,omitempty"`
 	// Reference point of a multi-objective experiment: the worst value of each
-	// objective worth having. Inferred when not given.
+	// objective worth having. Inferred when not given. At most one per
+	// objective.
 	ObjectiveThresholds []*ObjectiveThreshold `protobuf:"bytes,3,rep,name=objective_thresholds,json=objectiveThresholds,proto3" json:"objective_thresholds,omitempty"`
-	// Metrics that are recorded but not optimized.
+	// Metrics that are recorded but not optimized: unique, and neither an
+	// objective nor a constrained metric. At most 1,000.
+	//
+	// Each list above is capped; more is INVALID_ARGUMENT (reason
+	// LIMIT_EXCEEDED).
 	TrackingMetrics []string `protobuf:"bytes,4,rep,name=tracking_metrics,json=trackingMetrics,proto3" json:"tracking_metrics,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
@@ -1028,7 +1041,9 @@ func (x *OptimizationConfig) GetTrackingMetrics() []string {
 // One metric to minimize or maximize.
 type Objective struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Name of the metric.
+	// Name of the metric. Metric names everywhere have 1-256 characters:
+	// letters, digits and `_ . : / @ + % -`, starting with a letter, a digit or
+	// `_`.
 	MetricName string `protobuf:"bytes,1,opt,name=metric_name,json=metricName,proto3" json:"metric_name,omitempty"`
 	// Minimize instead of maximize.
 	Minimize      bool `protobuf:"varint,2,opt,name=minimize,proto3" json:"minimize,omitempty"`

@@ -215,7 +215,9 @@ class Experiment(_message.Message):
     @_builtins.property
     def metric_sources(self) -> _containers.RepeatedCompositeFieldContainer[Global___MetricSource]:
         """Where each metric's data comes from. Metrics not listed are reported by
-        clients.
+        clients. At most one per metric, and at most 1,042 (the most metrics an
+        optimization config may name); more is INVALID_ARGUMENT (reason
+        LIMIT_EXCEEDED).
         """
 
     def __init__(
@@ -331,13 +333,19 @@ class RangeParameter(_message.Message):
     type: Global___ParameterType.ValueType
     """Float or int."""
     lower: _builtins.float
-    """Lower bound, strictly below the upper bound."""
+    """Lower bound, strictly below the upper bound. Int bounds lie within
+    [-2**53, 2**53], where a double holds every integer, and `upper - lower`
+    must be finite (below about 1.8e308).
+    """
     upper: _builtins.float
     """Upper bound."""
     log_scale: _builtins.bool
     """Explore on a log scale; needs a positive lower bound."""
     digits: _builtins.int
-    """Round float values to this many decimal digits."""
+    """Round float values to this many decimal digits, from 0 to 15 (a double
+    holds no more); outside that range is INVALID_ARGUMENT. Ignored on int
+    parameters.
+    """
     def __init__(
         self,
         *,
@@ -371,7 +379,9 @@ class ChoiceParameter(_message.Message):
     """
     @_builtins.property
     def values(self) -> _containers.RepeatedCompositeFieldContainer[_values_pb2.ParameterValue]:
-        """The values, all of one kind, without duplicates. At least one."""
+        """The values, all of one kind, without duplicates. At least one, at most
+        10,000; more is INVALID_ARGUMENT (reason LIMIT_EXCEEDED).
+        """
 
     def __init__(
         self,
@@ -531,21 +541,29 @@ class OptimizationConfig(_message.Message):
     TRACKING_METRICS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def objectives(self) -> _containers.RepeatedCompositeFieldContainer[Global___Objective]:
-        """One objective, or several for a multi-objective experiment."""
+        """One objective, or several for a multi-objective experiment; at most 10."""
 
     @_builtins.property
     def outcome_constraints(self) -> _containers.RepeatedCompositeFieldContainer[Global___OutcomeConstraint]:
-        """Bounds on other metrics that good arms must respect."""
+        """Bounds on other metrics that good arms must respect; an objective cannot
+        be constrained (give it an objective threshold instead). At most 32.
+        """
 
     @_builtins.property
     def objective_thresholds(self) -> _containers.RepeatedCompositeFieldContainer[Global___ObjectiveThreshold]:
         """Reference point of a multi-objective experiment: the worst value of each
-        objective worth having. Inferred when not given.
+        objective worth having. Inferred when not given. At most one per
+        objective.
         """
 
     @_builtins.property
     def tracking_metrics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Metrics that are recorded but not optimized."""
+        """Metrics that are recorded but not optimized: unique, and neither an
+        objective nor a constrained metric. At most 1,000.
+
+        Each list above is capped; more is INVALID_ARGUMENT (reason
+        LIMIT_EXCEEDED).
+        """
 
     def __init__(
         self,
@@ -572,7 +590,10 @@ class Objective(_message.Message):
     METRIC_NAME_FIELD_NUMBER: _builtins.int
     MINIMIZE_FIELD_NUMBER: _builtins.int
     metric_name: _builtins.str
-    """Name of the metric."""
+    """Name of the metric. Metric names everywhere have 1-256 characters:
+    letters, digits and `_ . : / @ + % -`, starting with a letter, a digit or
+    `_`.
+    """
     minimize: _builtins.bool
     """Minimize instead of maximize."""
     def __init__(

@@ -250,7 +250,9 @@ export interface Experiment {
   trialCounts: { [key: string]: number };
   /**
    * Where each metric's data comes from. Metrics not listed are reported by
-   * clients.
+   * clients. At most one per metric, and at most 1,042 (the most metrics an
+   * optimization config may name); more is INVALID_ARGUMENT (reason
+   * LIMIT_EXCEEDED).
    */
   metricSources: MetricSource[];
 }
@@ -293,19 +295,30 @@ export interface Parameter {
 export interface RangeParameter {
   /** Float or int. */
   type: ParameterType;
-  /** Lower bound, strictly below the upper bound. */
+  /**
+   * Lower bound, strictly below the upper bound. Int bounds lie within
+   * [-2**53, 2**53], where a double holds every integer, and `upper - lower`
+   * must be finite (below about 1.8e308).
+   */
   lower: number;
   /** Upper bound. */
   upper: number;
   /** Explore on a log scale; needs a positive lower bound. */
   logScale: boolean;
-  /** Round float values to this many decimal digits. */
+  /**
+   * Round float values to this many decimal digits, from 0 to 15 (a double
+   * holds no more); outside that range is INVALID_ARGUMENT. Ignored on int
+   * parameters.
+   */
   digits?: number | undefined;
 }
 
 /** A parameter that takes one of a list of values. */
 export interface ChoiceParameter {
-  /** The values, all of one kind, without duplicates. At least one. */
+  /**
+   * The values, all of one kind, without duplicates. At least one, at most
+   * 10,000; more is INVALID_ARGUMENT (reason LIMIT_EXCEEDED).
+   */
   values: ParameterValue[];
   /**
    * Whether the values have a meaningful order (as listed). Unordered values
@@ -359,22 +372,36 @@ export interface OrderConstraint {
 
 /** What an experiment optimizes. */
 export interface OptimizationConfig {
-  /** One objective, or several for a multi-objective experiment. */
+  /** One objective, or several for a multi-objective experiment; at most 10. */
   objectives: Objective[];
-  /** Bounds on other metrics that good arms must respect. */
+  /**
+   * Bounds on other metrics that good arms must respect; an objective cannot
+   * be constrained (give it an objective threshold instead). At most 32.
+   */
   outcomeConstraints: OutcomeConstraint[];
   /**
    * Reference point of a multi-objective experiment: the worst value of each
-   * objective worth having. Inferred when not given.
+   * objective worth having. Inferred when not given. At most one per
+   * objective.
    */
   objectiveThresholds: ObjectiveThreshold[];
-  /** Metrics that are recorded but not optimized. */
+  /**
+   * Metrics that are recorded but not optimized: unique, and neither an
+   * objective nor a constrained metric. At most 1,000.
+   *
+   * Each list above is capped; more is INVALID_ARGUMENT (reason
+   * LIMIT_EXCEEDED).
+   */
   trackingMetrics: string[];
 }
 
 /** One metric to minimize or maximize. */
 export interface Objective {
-  /** Name of the metric. */
+  /**
+   * Name of the metric. Metric names everywhere have 1-256 characters:
+   * letters, digits and `_ . : / @ + % -`, starting with a letter, a digit or
+   * `_`.
+   */
   metricName: string;
   /** Minimize instead of maximize. */
   minimize: boolean;
