@@ -70,6 +70,9 @@ MAX_PAGE_SIZE = 1000
 MAX_SUGGEST_COUNT = 100
 MAX_ARMS_PER_TRIAL = 100
 MAX_REQUEST_ID_LENGTH = 255
+# A space this many times larger than the arms taken is generated in
+# optimistically (see `Trials._generate`).
+ROOM_FACTOR = 20
 MANUAL_GENERATOR = "manual"
 
 
@@ -146,13 +149,23 @@ def _sobol_only(config: ExperimentConfig, trials_generated: int) -> bool:
     )
 
 
-def _is_finite(config: ExperimentConfig, pinned: Mapping[str, object]) -> bool:
-    """Whether the arms not fixed by `pinned` are finitely many."""
-    return all(
-        param.cardinality is not None
-        for param in config.search_space.tunable_parameters
-        if param.name not in pinned
-    )
+def _is_roomy(
+    config: ExperimentConfig, pinned: Mapping[str, object], taken: int
+) -> bool:
+    """Whether new arms will rarely collide with the `taken` ones.
+
+    True when the arms not fixed by `pinned` are infinitely many, or at least
+    `ROOM_FACTOR` times the arms taken, so that a collision is the exception.
+    """
+    total = 1
+    for param in config.search_space.tunable_parameters:
+        if param.name in pinned:
+            continue
+        size = param.cardinality
+        if size is None:
+            return True
+        total *= size
+    return total >= ROOM_FACTOR * taken
 
 
 # The longest time-to-live a trial may be given (30 days), as documented on the
@@ -835,11 +848,13 @@ class Trials:
         """Runs the engine on the experiment's history (under the suggestion lock).
 
         When the next arms are Sobol for certain, the history is only the set
-        of arm keys already taken, and for an infinite space not even that:
-        the new arms' keys are checked against the database by index, and
-        only on a collision (which a continuous space practically never has)
-        is generation repeated with every taken key. That keeps a suggestion
-        as fast at 10,000 trials as at none.
+        of arm keys already taken, and for a space much larger than that not
+        even the set: the new arms' keys are checked against the database by
+        index, and only on a collision (rare in such a space, and never in a
+        continuous one) is generation repeated with every taken key. That
+        keeps a suggestion as fast at 10,000 trials as at none. Small finite
+        spaces take the taken keys up front, which is also where running out
+        is detected.
         """
         experiment_id = experiment.experiment_id
 
@@ -863,7 +878,9 @@ class Trials:
 
         if _sobol_only(config, experiment.trials_generated):
             taken = lifecycle.LIVE_OR_DONE
-            if not _is_finite(config, pins):
+            # Trials made so far bound the arms taken, batch trials aside.
+            made = experiment.next_trial_index + count
+            if _is_roomy(config, pins, made):
                 result = engine.generate(request(set(), [], []))
                 keys = [config.search_space.arm_key(arm) for arm in result.arms]
                 if not repo.taken_arm_keys(experiment_id, keys, taken):
