@@ -260,3 +260,54 @@ def test_unknown_codes_are_re_raised_unchanged(
         client.get_trial(("e", 0))
     assert raised.value.code() is grpc.StatusCode.PERMISSION_DENIED
     assert len(servicer.calls["GetTrial"]) == 1
+
+
+def test_the_default_policy_retries_until_the_budget_not_a_few_attempts(
+    scripted: tuple[ScriptedTrials, str],
+) -> None:
+    servicer, address = scripted
+    servicer.failures = 12  # the old default gave up after 5 attempts
+    policy = RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.02)
+    assert policy.max_attempts is None and policy.total_timeout_s >= 60
+    with Client(address, retry=policy) as client:
+        trial = client.suggest("e")
+    assert trial.index == 0
+    request_ids = servicer.calls["SuggestTrials"]
+    assert len(request_ids) == 13 and len(set(request_ids)) == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "raised_type"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, UnavailableError),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, DeadlineExceededError),
+    ],
+)
+def test_an_unknown_outcome_error_carries_the_request_id_for_a_replay(
+    scripted: tuple[ScriptedTrials, str],
+    code: grpc.StatusCode,
+    raised_type: type[Exception],
+) -> None:
+    servicer, address = scripted
+    servicer.code, servicer.failures = code, 100
+    with Client(address, retry=FAST_RETRY) as client:
+        with pytest.raises(raised_type) as raised:
+            client.suggest("e")
+        sent = set(servicer.calls["SuggestTrials"])
+        assert {raised.value.request_id} == sent  # type: ignore[attr-defined]
+
+        # The replay under that id is the same logical call.
+        servicer.failures = 0
+        servicer.calls.clear()
+        client.suggest_trials(
+            "e",
+            request_id=raised.value.request_id,  # type: ignore[attr-defined]
+        )
+        assert set(servicer.calls["SuggestTrials"]) == sent
+
+
+def test_the_client_logger_has_a_null_handler_so_nothing_reaches_stderr() -> None:
+    import logging
+
+    handlers = logging.getLogger("polytrial.client").handlers
+    assert any(isinstance(h, logging.NullHandler) for h in handlers)

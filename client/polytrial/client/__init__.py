@@ -15,6 +15,8 @@ Install it alone with `pip install polytrial` (gRPC and protobuf only); the
 server's dependencies come with the `server` extra.
 """
 
+import logging
+
 from polytrial.client.client import DEFAULT_TIMEOUT_S, Client
 from polytrial.client.errors import (
     AbortedError,
@@ -97,3 +99,7 @@ __all__ = [
     "UnimplementedError",
     "optimize",
 ]
+
+# A library leaves logging to the application: without this, the client's
+# retry warnings would reach stderr through logging's last-resort handler.
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -85,6 +85,16 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 30.0
 """Deadline of one call attempt unless the client is given another."""
 
+DEFAULT_SUGGEST_TIMEOUT_S = 300.0
+"""Deadline of one SuggestTrials attempt: a Bayesian-optimization batch of many
+trials can take minutes on a busy server. A suggestion whose deadline passes
+stores nothing; the retry (same request id) starts it again."""
+
+MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024 * 1024
+"""Largest response the client accepts. The server ends List pages near
+3 MiB, but a single trial with very many observations can be larger than
+gRPC's default 4 MiB."""
+
 ArmSpec = Mapping[str, ParameterValue] | tuple[Mapping[str, ParameterValue], float]
 
 
@@ -97,6 +107,8 @@ class Client:
     Args:
         address: The server's gRPC target, for example "localhost:50051".
         timeout_s: Deadline of each call attempt, in seconds.
+        suggest_timeout_s: Deadline of each SuggestTrials attempt, in
+            seconds; it also extends that call's total retry budget.
         retry: How calls that are safe to repeat are retried; `NO_RETRY`
             turns retries off.
         credentials: TLS credentials; None opens a plaintext channel.
@@ -108,16 +120,22 @@ class Client:
         address: str,
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        suggest_timeout_s: float = DEFAULT_SUGGEST_TIMEOUT_S,
         retry: RetryPolicy | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         channel_options: Sequence[tuple[str, Any]] = (),
     ) -> None:
-        if timeout_s <= 0:
-            raise ValueError("timeout_s must be positive")
+        if timeout_s <= 0 or suggest_timeout_s <= 0:
+            raise ValueError("timeout_s and suggest_timeout_s must be positive")
         self.address = address
         self.timeout_s = timeout_s
+        self.suggest_timeout_s = suggest_timeout_s
         self.retry = retry if retry is not None else RetryPolicy()
         options = list(channel_options)
+        if not any(name == "grpc.max_receive_message_length" for name, _ in options):
+            options.append(
+                ("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES)
+            )
         if credentials is None:
             self._channel = grpc.insecure_channel(address, options=options)
         else:
@@ -454,6 +472,7 @@ class Client:
             request,
             method="SuggestTrials",
             request_id=request_id,
+            timeout_s=self.suggest_timeout_s,
         )
         return [Trial.from_proto(message) for message in response.trials]
 
@@ -795,30 +814,37 @@ class Client:
         method: str,
         retry: bool = True,
         request_id: str = "",
+        timeout_s: float | None = None,
     ) -> T:
         """Makes one logical call: attempts, retries, and typed errors.
 
         Raises:
             PolytrialError: a subclass for the codes the server answers on
-                purpose, raised from the `grpc.RpcError`.
+                purpose, raised from the `grpc.RpcError`; it carries
+                `request_id`, so a caller can replay a call whose outcome it
+                did not learn (DEADLINE_EXCEEDED, UNAVAILABLE).
             grpc.RpcError: every other code, unchanged.
         """
 
         def attempt(timeout_s: float) -> T:
             return rpc(request, timeout=timeout_s)
 
+        policy = self.retry if retry else NO_RETRY
+        per_attempt_s = timeout_s if timeout_s is not None else self.timeout_s
         try:
             return call_with_retry(
                 attempt,
-                policy=self.retry if retry else NO_RETRY,
-                timeout_s=self.timeout_s,
+                policy=policy,
+                timeout_s=per_attempt_s,
                 method=method,
                 request_id=request_id,
+                total_timeout_s=max(policy.total_timeout_s, per_attempt_s),
             )
         except grpc.RpcError as error:
             typed = from_rpc_error(error)
             if typed is None:
                 raise
+            typed.request_id = request_id
             raise typed from error
 
 

@@ -58,6 +58,10 @@ class PolytrialError(Exception):
         reason: The `ErrorInfo` reason (UPPER_SNAKE), or "" when none was sent.
         metadata: The `ErrorInfo` metadata, for example `resource_name`.
         violations: Field violations from a `BadRequest` detail.
+        request_id: The idempotency key the call sent ("" for calls without
+            one). After a `DeadlineExceededError` or `UnavailableError` the
+            outcome is unknown: repeating the call with this `request_id`
+            returns the first result if there was one, and acts once if not.
     """
 
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
@@ -75,6 +79,7 @@ class PolytrialError(Exception):
         self.reason = reason
         self.metadata = dict(metadata or {})
         self.violations = violations
+        self.request_id = ""
 
 
 class InvalidArgumentError(PolytrialError):
