@@ -114,11 +114,14 @@ def test_duplicate_tracking_metrics_and_constraints_on_objectives_are_refused(
 ) -> None:
     message = experiment(
         "dup",
-        tracking=["acc", "acc", "loss"],
+        tracking=["acc", "acc", "loss", "cost"],
         outcome_constraints=[
             epb.OutcomeConstraint(
                 metric_name="loss", op=epb.COMPARISON_OP_LESS_EQUAL, bound=1
-            )
+            ),
+            epb.OutcomeConstraint(
+                metric_name="cost", op=epb.COMPARISON_OP_LESS_EQUAL, bound=1
+            ),
         ],
     )
     assert_refused_and_nothing_stored(

@@ -411,8 +411,8 @@ def parse_optimization_config(
     digits and `_ . : / @ + % -`, not starting with punctuation), unique among
     objectives; outcome constraints with a set direction and a finite bound,
     on metrics that are not objectives; objective thresholds only on
-    objectives, once each, finite; tracking metrics unique and neither an
-    objective nor a constrained metric; at most `MAX_OBJECTIVES` objectives,
+    objectives, once each, finite; tracking metrics unique and not
+    objectives; at most `MAX_OBJECTIVES` objectives,
     `MAX_OUTCOME_CONSTRAINTS` outcome constraints and `MAX_TRACKING_METRICS`
     tracking metrics.
 
@@ -545,7 +545,8 @@ def parse_optimization_config(
         else:
             thresholds[name] = threshold_pb.bound
 
-    constrained = {c.metric_name for c in constraints}
+    # A constrained metric may be listed as a tracking metric too (it is not
+    # optimized); the client has always sent configs like that.
     tracking: dict[str, int] = {}
     for i, name in enumerate(pb.tracking_metrics):
         where = f"{field}.tracking_metrics[{i}]"
@@ -559,12 +560,11 @@ def parse_optimization_config(
                 f"tracking metric {name!r} duplicates "
                 f"tracking_metrics[{tracking[name]}]",
             )
-        elif name in objectives or name in constrained:
-            role = "an objective" if name in objectives else "a constrained metric"
+        elif name in objectives:
             collector.add(
                 where,
-                f"metric {name!r} is {role}, which is recorded already; list only "
-                "other metrics as tracking metrics",
+                f"metric {name!r} is an objective, which is optimized; tracking "
+                "metrics are recorded but not optimized",
             )
         else:
             tracking[name] = i

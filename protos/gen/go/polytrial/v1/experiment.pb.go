@@ -970,8 +970,8 @@ type OptimizationConfig struct {
 	// objective worth having. Inferred when not given. At most one per
 	// objective.
 	ObjectiveThresholds []*ObjectiveThreshold `protobuf:"bytes,3,rep,name=objective_thresholds,json=objectiveThresholds,proto3" json:"objective_thresholds,omitempty"`
-	// Metrics that are recorded but not optimized: unique, and neither an
-	// objective nor a constrained metric. At most 1,000.
+	// Metrics that are recorded but not optimized: unique, and not objectives
+	// (a constrained metric may be listed too). At most 1,000.
 	//
 	// Each list above is capped; more is INVALID_ARGUMENT (reason
 	// LIMIT_EXCEEDED).

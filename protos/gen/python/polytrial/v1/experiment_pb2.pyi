@@ -558,8 +558,8 @@ class OptimizationConfig(_message.Message):
 
     @_builtins.property
     def tracking_metrics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Metrics that are recorded but not optimized: unique, and neither an
-        objective nor a constrained metric. At most 1,000.
+        """Metrics that are recorded but not optimized: unique, and not objectives
+        (a constrained metric may be listed too). At most 1,000.
 
         Each list above is capped; more is INVALID_ARGUMENT (reason
         LIMIT_EXCEEDED).
