@@ -4,7 +4,10 @@ Rules, each refused with INVALID_ARGUMENT naming the arm and the metric:
 the arm is one of the trial's arms; the metric is named by the optimization
 config (objective, outcome constraint or tracking metric); the mean is finite;
 the standard error, when given, is finite and non-negative; the step, when
-given, is non-negative; no (arm, metric, step) appears twice in one request.
+given, is non-negative; no (arm, metric, step) appears twice in one request,
+nor repeats one the trial already holds (stored data is never overwritten, so
+an arm has at most one final value per metric); a trial holds at most
+`MAX_OBSERVATIONS_PER_TRIAL` observations (LIMIT_EXCEEDED).
 
 Completion rule (case c16): a completion must leave every arm of the trial
 with final data (no step) for every objective, either in the request or
@@ -18,9 +21,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from polytrial.server.errors import ViolationCollector
+from polytrial.server.errors import InvalidArgument, ViolationCollector
 from polytrial.server.service.config import ExperimentConfig
 from polytrial.server.storage import ObservationRecord, TrialRecord
+
+# A service limit: every Get and List of the trial carries all of its data.
+MAX_OBSERVATIONS_PER_TRIAL = 100_000
 
 
 def check_observations(
@@ -47,6 +53,15 @@ def check_observations(
     collector = ViolationCollector()
     arm_names = [arm.name for arm in trial.arms]
     metric_names = config.optimization.metric_names
+    if len(trial.observations) + len(observations) > MAX_OBSERVATIONS_PER_TRIAL:
+        raise InvalidArgument(
+            f"trial {trial.index} holds {len(trial.observations)} observations; "
+            f"{len(observations)} more would pass the limit of "
+            f"{MAX_OBSERVATIONS_PER_TRIAL} per trial",
+            field=field,
+            reason="LIMIT_EXCEEDED",
+        )
+    stored = {(o.arm_name, o.metric_name, o.step) for o in trial.observations}
     seen: set[tuple[str, str, int | None]] = set()
     if not observations and not complete:
         collector.add(field, "at least one observation is required")
@@ -77,8 +92,15 @@ def check_observations(
         if obs.step is not None and obs.step < 0:
             collector.add(f"{path}.step", f"{what}: step must be non-negative")
         key = (obs.arm_name, obs.metric_name, obs.step)
+        step = "the final value" if obs.step is None else f"step {obs.step}"
         if key in seen:
-            collector.add(path, f"{what}: given twice for the same step")
+            collector.add(path, f"{what}: given twice for {step}")
+        elif key in stored:
+            collector.add(
+                path,
+                f"{what}: trial {trial.index} already holds {step}; stored "
+                "data is never replaced",
+            )
         seen.add(key)
     collector.raise_if_any()
 
