@@ -191,7 +191,8 @@ const (
 	MetricSourceKind_METRIC_SOURCE_KIND_UNSPECIFIED MetricSourceKind = 0
 	// Clients report the values (CompleteTrial, LogTrialData).
 	MetricSourceKind_METRIC_SOURCE_KIND_CLIENT MetricSourceKind = 1
-	// Fetched from the trial's runner through FetchTrialData.
+	// Fetched from the trial's runner through FetchTrialData. Needs the
+	// experiment to name a runner; without one it is INVALID_ARGUMENT.
 	MetricSourceKind_METRIC_SOURCE_KIND_RUNNER MetricSourceKind = 2
 	// Fetched from a separate metric service through FetchTrialData.
 	MetricSourceKind_METRIC_SOURCE_KIND_SERVICE MetricSourceKind = 3
@@ -249,7 +250,8 @@ type Experiment struct {
 	// User-chosen id: 1-63 characters of lowercase letters, digits, `-` and `_`,
 	// starting with a letter.
 	ExperimentId string `protobuf:"bytes,2,opt,name=experiment_id,json=experimentId,proto3" json:"experiment_id,omitempty"`
-	// Free text shown to people.
+	// Free text shown to people. At most 16,384 characters; more is
+	// INVALID_ARGUMENT.
 	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
 	// The parameters and their constraints.
 	SearchSpace *SearchSpace `protobuf:"bytes,4,opt,name=search_space,json=searchSpace,proto3" json:"search_space,omitempty"`
@@ -1285,7 +1287,8 @@ type RunnerConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// gRPC target of the runner, for example "localhost:50061".
 	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
-	// Deadline of each call to the runner, in seconds. Unset means 10.
+	// Deadline of each call to the runner, in seconds. Unset means 10; must be
+	// greater than 0 and at most 3600 (1 hour), else INVALID_ARGUMENT.
 	TimeoutS      *float64 `protobuf:"fixed64,2,opt,name=timeout_s,json=timeoutS,proto3,oneof" json:"timeout_s,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -73,10 +73,12 @@ func (x *GetExperimentRequest) GetName() string {
 // Request of ListExperiments.
 type ListExperimentsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Largest number of experiments to return. 0 means 50; at most 1000;
-	// negative is INVALID_ARGUMENT.
+	// Largest number of experiments to return. 0 means 50; larger values are
+	// treated as 1000; negative is INVALID_ARGUMENT. A page may hold fewer
+	// (about 3 MiB of data at most); follow next_page_token to the end.
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// The next_page_token of the previous page; empty for the first page.
+	// The next_page_token of the previous page; empty for the first page. A
+	// token that is not one is INVALID_ARGUMENT.
 	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

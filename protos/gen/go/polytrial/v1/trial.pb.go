@@ -241,7 +241,8 @@ type Trial struct {
 	RunMetadata *structpb.Struct `protobuf:"bytes,6,opt,name=run_metadata,json=runMetadata,proto3" json:"run_metadata,omitempty"`
 	// The deployed name the runner gave the trial, if any.
 	DeployedName string `protobuf:"bytes,7,opt,name=deployed_name,json=deployedName,proto3" json:"deployed_name,omitempty"`
-	// Why the trial failed or was abandoned.
+	// Why the trial failed or was abandoned. At most 4096 characters: a
+	// runner's longer message is cut, ending in "... [truncated]".
 	StatusReason string `protobuf:"bytes,8,opt,name=status_reason,json=statusReason,proto3" json:"status_reason,omitempty"`
 	// How its arms were generated.
 	Generation *GenerationRecord `protobuf:"bytes,9,opt,name=generation,proto3" json:"generation,omitempty"`
@@ -262,7 +263,8 @@ type Trial struct {
 	MissingMetrics []string `protobuf:"bytes,16,rep,name=missing_metrics,json=missingMetrics,proto3" json:"missing_metrics,omitempty"`
 	// When a RUNNING trial is declared lost unless renewed by a heartbeat.
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
-	// The error of the last failed deployment attempt, if any.
+	// The error of the last failed deployment attempt, if any; cut to 4096
+	// characters like status_reason.
 	DeploymentError string `protobuf:"bytes,18,opt,name=deployment_error,json=deploymentError,proto3" json:"deployment_error,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache

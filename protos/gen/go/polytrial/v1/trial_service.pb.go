@@ -75,10 +75,13 @@ type ListTrialsRequest struct {
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// Only trials in one of these statuses; empty means all.
 	Statuses []TrialStatus `protobuf:"varint,2,rep,packed,name=statuses,proto3,enum=polytrial.v1.TrialStatus" json:"statuses,omitempty"`
-	// Largest number of trials to return. 0 means 100; at most 1000;
-	// negative is INVALID_ARGUMENT.
+	// Largest number of trials to return. 0 means 100; larger values are
+	// treated as 1000; negative is INVALID_ARGUMENT. A page may hold fewer
+	// (about 3 MiB of data at most); follow next_page_token to the end.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// The next_page_token of the previous page; empty for the first page.
+	// The next_page_token of the previous page; empty for the first page. A
+	// token belongs to its parent and statuses: used with others, or crafted,
+	// it is INVALID_ARGUMENT.
 	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -218,7 +221,7 @@ type SuggestTrialsRequest struct {
 	RequestId string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Time-to-live of the suggested trials in seconds, renewed by
 	// HeartbeatTrial; a RUNNING trial whose time runs out is FAILED as lost.
-	// 0 means no expiry.
+	// 0 means no expiry; at most 2,592,000 (30 days), else INVALID_ARGUMENT.
 	TtlS          float64 `protobuf:"fixed64,6,opt,name=ttl_s,json=ttlS,proto3" json:"ttl_s,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -487,7 +490,8 @@ type CompleteTrialRequest struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Final observations. Every objective of every arm is required (see
 	// CompleteTrial); metrics the experiment does not name, non-finite means and
-	// negative standard errors are INVALID_ARGUMENT.
+	// negative standard errors are INVALID_ARGUMENT, as is a repeat of data the
+	// trial holds (see LogTrialDataRequest).
 	Observations []*Observation `protobuf:"bytes,2,rep,name=observations,proto3" json:"observations,omitempty"`
 	// Idempotency key, as in SuggestTrialsRequest; the trial is part of the
 	// request, so one id completes one trial.
@@ -552,7 +556,10 @@ type LogTrialDataRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// `experiments/{experiment_id}/trials/{trial_index}`.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Observations, usually with a step.
+	// Observations, usually with a step. Stored data is never replaced: an
+	// (arm, metric, step) the trial already holds, or a second final value (no
+	// step) of an arm's metric, is INVALID_ARGUMENT naming the observation. A
+	// trial holds at most 100,000 observations (reason LIMIT_EXCEEDED).
 	Observations  []*Observation `protobuf:"bytes,2,rep,name=observations,proto3" json:"observations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -708,7 +715,8 @@ type FailTrialRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// `experiments/{experiment_id}/trials/{trial_index}`.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Why the trial failed.
+	// Why the trial failed. At most 4096 characters; more is
+	// INVALID_ARGUMENT.
 	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -763,7 +771,8 @@ type AbandonTrialRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// `experiments/{experiment_id}/trials/{trial_index}`.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Why the trial was abandoned.
+	// Why the trial was abandoned. At most 4096 characters; more is
+	// INVALID_ARGUMENT.
 	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -818,7 +827,8 @@ type EarlyStopTrialRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// `experiments/{experiment_id}/trials/{trial_index}`.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Why the trial was stopped.
+	// Why the trial was stopped. At most 4096 characters; more is
+	// INVALID_ARGUMENT.
 	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -873,7 +883,8 @@ type HeartbeatTrialRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// `experiments/{experiment_id}/trials/{trial_index}`.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// New time-to-live in seconds from now. 0 keeps the previous length.
+	// New time-to-live in seconds from now. 0 keeps the previous length; at
+	// most 30 days, as in SuggestTrialsRequest.
 	TtlS          float64 `protobuf:"fixed64,2,opt,name=ttl_s,json=ttlS,proto3" json:"ttl_s,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -983,7 +994,8 @@ type StopTrialRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// `experiments/{experiment_id}/trials/{trial_index}`.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Why the trial is stopped.
+	// Why the trial is stopped. At most 4096 characters; more is
+	// INVALID_ARGUMENT.
 	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -105,7 +105,9 @@ class _MetricSourceKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Metr
     METRIC_SOURCE_KIND_CLIENT: _MetricSourceKind.ValueType  # 1
     """Clients report the values (CompleteTrial, LogTrialData)."""
     METRIC_SOURCE_KIND_RUNNER: _MetricSourceKind.ValueType  # 2
-    """Fetched from the trial's runner through FetchTrialData."""
+    """Fetched from the trial's runner through FetchTrialData. Needs the
+    experiment to name a runner; without one it is INVALID_ARGUMENT.
+    """
     METRIC_SOURCE_KIND_SERVICE: _MetricSourceKind.ValueType  # 3
     """Fetched from a separate metric service through FetchTrialData."""
 
@@ -117,7 +119,9 @@ METRIC_SOURCE_KIND_UNSPECIFIED: MetricSourceKind.ValueType  # 0
 METRIC_SOURCE_KIND_CLIENT: MetricSourceKind.ValueType  # 1
 """Clients report the values (CompleteTrial, LogTrialData)."""
 METRIC_SOURCE_KIND_RUNNER: MetricSourceKind.ValueType  # 2
-"""Fetched from the trial's runner through FetchTrialData."""
+"""Fetched from the trial's runner through FetchTrialData. Needs the
+experiment to name a runner; without one it is INVALID_ARGUMENT.
+"""
 METRIC_SOURCE_KIND_SERVICE: MetricSourceKind.ValueType  # 3
 """Fetched from a separate metric service through FetchTrialData."""
 Global___MetricSourceKind: _TypeAlias = MetricSourceKind  # noqa: Y015
@@ -170,7 +174,9 @@ class Experiment(_message.Message):
     starting with a letter.
     """
     description: _builtins.str
-    """Free text shown to people."""
+    """Free text shown to people. At most 16,384 characters; more is
+    INVALID_ARGUMENT.
+    """
     @_builtins.property
     def search_space(self) -> Global___SearchSpace:
         """The parameters and their constraints."""
@@ -718,7 +724,9 @@ class RunnerConfig(_message.Message):
     address: _builtins.str
     """gRPC target of the runner, for example "localhost:50061"."""
     timeout_s: _builtins.float
-    """Deadline of each call to the runner, in seconds. Unset means 10."""
+    """Deadline of each call to the runner, in seconds. Unset means 10; must be
+    greater than 0 and at most 3600 (1 hour), else INVALID_ARGUMENT.
+    """
     def __init__(
         self,
         *,

@@ -51,11 +51,14 @@ class ListExperimentsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
-    """Largest number of experiments to return. 0 means 50; at most 1000;
-    negative is INVALID_ARGUMENT.
+    """Largest number of experiments to return. 0 means 50; larger values are
+    treated as 1000; negative is INVALID_ARGUMENT. A page may hold fewer
+    (about 3 MiB of data at most); follow next_page_token to the end.
     """
     page_token: _builtins.str
-    """The next_page_token of the previous page; empty for the first page."""
+    """The next_page_token of the previous page; empty for the first page. A
+    token that is not one is INVALID_ARGUMENT.
+    """
     def __init__(
         self,
         *,

@@ -173,9 +173,13 @@ class Trial(_message.Message):
     deployed_name: _builtins.str
     """The deployed name the runner gave the trial, if any."""
     status_reason: _builtins.str
-    """Why the trial failed or was abandoned."""
+    """Why the trial failed or was abandoned. At most 4096 characters: a
+    runner's longer message is cut, ending in "... [truncated]".
+    """
     deployment_error: _builtins.str
-    """The error of the last failed deployment attempt, if any."""
+    """The error of the last failed deployment attempt, if any; cut to 4096
+    characters like status_reason.
+    """
     @_builtins.property
     def arms(self) -> _containers.RepeatedCompositeFieldContainer[Global___TrialArm]:
         """The arms with their weights."""

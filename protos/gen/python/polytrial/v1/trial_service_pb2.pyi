@@ -56,11 +56,15 @@ class ListTrialsRequest(_message.Message):
     parent: _builtins.str
     """`experiments/{experiment_id}`."""
     page_size: _builtins.int
-    """Largest number of trials to return. 0 means 100; at most 1000;
-    negative is INVALID_ARGUMENT.
+    """Largest number of trials to return. 0 means 100; larger values are
+    treated as 1000; negative is INVALID_ARGUMENT. A page may hold fewer
+    (about 3 MiB of data at most); follow next_page_token to the end.
     """
     page_token: _builtins.str
-    """The next_page_token of the previous page; empty for the first page."""
+    """The next_page_token of the previous page; empty for the first page. A
+    token belongs to its parent and statuses: used with others, or crafted,
+    it is INVALID_ARGUMENT.
+    """
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_trial_pb2.TrialStatus.ValueType]:
         """Only trials in one of these statuses; empty means all."""
@@ -160,7 +164,7 @@ class SuggestTrialsRequest(_message.Message):
     ttl_s: _builtins.float
     """Time-to-live of the suggested trials in seconds, renewed by
     HeartbeatTrial; a RUNNING trial whose time runs out is FAILED as lost.
-    0 means no expiry.
+    0 means no expiry; at most 2,592,000 (30 days), else INVALID_ARGUMENT.
     """
     @_builtins.property
     def pinned_parameters(self) -> _containers.MessageMap[_builtins.str, _values_pb2.ParameterValue]:
@@ -320,7 +324,8 @@ class CompleteTrialRequest(_message.Message):
     def observations(self) -> _containers.RepeatedCompositeFieldContainer[_values_pb2.Observation]:
         """Final observations. Every objective of every arm is required (see
         CompleteTrial); metrics the experiment does not name, non-finite means and
-        negative standard errors are INVALID_ARGUMENT.
+        negative standard errors are INVALID_ARGUMENT, as is a repeat of data the
+        trial holds (see LogTrialDataRequest).
         """
 
     def __init__(
@@ -350,7 +355,11 @@ class LogTrialDataRequest(_message.Message):
     """`experiments/{experiment_id}/trials/{trial_index}`."""
     @_builtins.property
     def observations(self) -> _containers.RepeatedCompositeFieldContainer[_values_pb2.Observation]:
-        """Observations, usually with a step."""
+        """Observations, usually with a step. Stored data is never replaced: an
+        (arm, metric, step) the trial already holds, or a second final value (no
+        step) of an arm's metric, is INVALID_ARGUMENT naming the observation. A
+        trial holds at most 100,000 observations (reason LIMIT_EXCEEDED).
+        """
 
     def __init__(
         self,
@@ -425,7 +434,9 @@ class FailTrialRequest(_message.Message):
     name: _builtins.str
     """`experiments/{experiment_id}/trials/{trial_index}`."""
     reason: _builtins.str
-    """Why the trial failed."""
+    """Why the trial failed. At most 4096 characters; more is
+    INVALID_ARGUMENT.
+    """
     def __init__(
         self,
         *,
@@ -451,7 +462,9 @@ class AbandonTrialRequest(_message.Message):
     name: _builtins.str
     """`experiments/{experiment_id}/trials/{trial_index}`."""
     reason: _builtins.str
-    """Why the trial was abandoned."""
+    """Why the trial was abandoned. At most 4096 characters; more is
+    INVALID_ARGUMENT.
+    """
     def __init__(
         self,
         *,
@@ -477,7 +490,9 @@ class EarlyStopTrialRequest(_message.Message):
     name: _builtins.str
     """`experiments/{experiment_id}/trials/{trial_index}`."""
     reason: _builtins.str
-    """Why the trial was stopped."""
+    """Why the trial was stopped. At most 4096 characters; more is
+    INVALID_ARGUMENT.
+    """
     def __init__(
         self,
         *,
@@ -503,7 +518,9 @@ class HeartbeatTrialRequest(_message.Message):
     name: _builtins.str
     """`experiments/{experiment_id}/trials/{trial_index}`."""
     ttl_s: _builtins.float
-    """New time-to-live in seconds from now. 0 keeps the previous length."""
+    """New time-to-live in seconds from now. 0 keeps the previous length; at
+    most 30 days, as in SuggestTrialsRequest.
+    """
     def __init__(
         self,
         *,
@@ -557,7 +574,9 @@ class StopTrialRequest(_message.Message):
     name: _builtins.str
     """`experiments/{experiment_id}/trials/{trial_index}`."""
     reason: _builtins.str
-    """Why the trial is stopped."""
+    """Why the trial is stopped. At most 4096 characters; more is
+    INVALID_ARGUMENT.
+    """
     def __init__(
         self,
         *,

@@ -149,7 +149,10 @@ export enum MetricSourceKind {
   METRIC_SOURCE_KIND_UNSPECIFIED = 0,
   /** METRIC_SOURCE_KIND_CLIENT - Clients report the values (CompleteTrial, LogTrialData). */
   METRIC_SOURCE_KIND_CLIENT = 1,
-  /** METRIC_SOURCE_KIND_RUNNER - Fetched from the trial's runner through FetchTrialData. */
+  /**
+   * METRIC_SOURCE_KIND_RUNNER - Fetched from the trial's runner through FetchTrialData. Needs the
+   * experiment to name a runner; without one it is INVALID_ARGUMENT.
+   */
   METRIC_SOURCE_KIND_RUNNER = 2,
   /** METRIC_SOURCE_KIND_SERVICE - Fetched from a separate metric service through FetchTrialData. */
   METRIC_SOURCE_KIND_SERVICE = 3,
@@ -205,7 +208,10 @@ export interface Experiment {
    * starting with a letter.
    */
   experimentId: string;
-  /** Free text shown to people. */
+  /**
+   * Free text shown to people. At most 16,384 characters; more is
+   * INVALID_ARGUMENT.
+   */
   description: string;
   /** The parameters and their constraints. */
   searchSpace:
@@ -447,7 +453,10 @@ export interface GenerationStrategy {
 export interface RunnerConfig {
   /** gRPC target of the runner, for example "localhost:50061". */
   address: string;
-  /** Deadline of each call to the runner, in seconds. Unset means 10. */
+  /**
+   * Deadline of each call to the runner, in seconds. Unset means 10; must be
+   * greater than 0 and at most 3600 (1 hour), else INVALID_ARGUMENT.
+   */
   timeoutS?: number | undefined;
 }
 

@@ -35,11 +35,15 @@ export interface GetExperimentRequest {
 /** Request of ListExperiments. */
 export interface ListExperimentsRequest {
   /**
-   * Largest number of experiments to return. 0 means 50; at most 1000;
-   * negative is INVALID_ARGUMENT.
+   * Largest number of experiments to return. 0 means 50; larger values are
+   * treated as 1000; negative is INVALID_ARGUMENT. A page may hold fewer
+   * (about 3 MiB of data at most); follow next_page_token to the end.
    */
   pageSize: number;
-  /** The next_page_token of the previous page; empty for the first page. */
+  /**
+   * The next_page_token of the previous page; empty for the first page. A
+   * token that is not one is INVALID_ARGUMENT.
+   */
   pageToken: string;
 }
 

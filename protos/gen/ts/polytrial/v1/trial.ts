@@ -145,7 +145,10 @@ export interface Trial {
     | undefined;
   /** The deployed name the runner gave the trial, if any. */
   deployedName: string;
-  /** Why the trial failed or was abandoned. */
+  /**
+   * Why the trial failed or was abandoned. At most 4096 characters: a
+   * runner's longer message is cut, ending in "... [truncated]".
+   */
   statusReason: string;
   /** How its arms were generated. */
   generation:
@@ -182,7 +185,10 @@ export interface Trial {
   expireTime:
     | Date
     | undefined;
-  /** The error of the last failed deployment attempt, if any. */
+  /**
+   * The error of the last failed deployment attempt, if any; cut to 4096
+   * characters like status_reason.
+   */
   deploymentError: string;
 }
 

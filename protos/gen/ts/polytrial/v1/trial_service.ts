@@ -39,11 +39,16 @@ export interface ListTrialsRequest {
   /** Only trials in one of these statuses; empty means all. */
   statuses: TrialStatus[];
   /**
-   * Largest number of trials to return. 0 means 100; at most 1000;
-   * negative is INVALID_ARGUMENT.
+   * Largest number of trials to return. 0 means 100; larger values are
+   * treated as 1000; negative is INVALID_ARGUMENT. A page may hold fewer
+   * (about 3 MiB of data at most); follow next_page_token to the end.
    */
   pageSize: number;
-  /** The next_page_token of the previous page; empty for the first page. */
+  /**
+   * The next_page_token of the previous page; empty for the first page. A
+   * token belongs to its parent and statuses: used with others, or crafted,
+   * it is INVALID_ARGUMENT.
+   */
   pageToken: string;
 }
 
@@ -82,7 +87,7 @@ export interface SuggestTrialsRequest {
   /**
    * Time-to-live of the suggested trials in seconds, renewed by
    * HeartbeatTrial; a RUNNING trial whose time runs out is FAILED as lost.
-   * 0 means no expiry.
+   * 0 means no expiry; at most 2,592,000 (30 days), else INVALID_ARGUMENT.
    */
   ttlS: number;
 }
@@ -135,7 +140,8 @@ export interface CompleteTrialRequest {
   /**
    * Final observations. Every objective of every arm is required (see
    * CompleteTrial); metrics the experiment does not name, non-finite means and
-   * negative standard errors are INVALID_ARGUMENT.
+   * negative standard errors are INVALID_ARGUMENT, as is a repeat of data the
+   * trial holds (see LogTrialDataRequest).
    */
   observations: Observation[];
   /**
@@ -149,7 +155,12 @@ export interface CompleteTrialRequest {
 export interface LogTrialDataRequest {
   /** `experiments/{experiment_id}/trials/{trial_index}`. */
   name: string;
-  /** Observations, usually with a step. */
+  /**
+   * Observations, usually with a step. Stored data is never replaced: an
+   * (arm, metric, step) the trial already holds, or a second final value (no
+   * step) of an arm's metric, is INVALID_ARGUMENT naming the observation. A
+   * trial holds at most 100,000 observations (reason LIMIT_EXCEEDED).
+   */
   observations: Observation[];
 }
 
@@ -171,7 +182,10 @@ export interface MarkTrialRunningRequest {
 export interface FailTrialRequest {
   /** `experiments/{experiment_id}/trials/{trial_index}`. */
   name: string;
-  /** Why the trial failed. */
+  /**
+   * Why the trial failed. At most 4096 characters; more is
+   * INVALID_ARGUMENT.
+   */
   reason: string;
 }
 
@@ -179,7 +193,10 @@ export interface FailTrialRequest {
 export interface AbandonTrialRequest {
   /** `experiments/{experiment_id}/trials/{trial_index}`. */
   name: string;
-  /** Why the trial was abandoned. */
+  /**
+   * Why the trial was abandoned. At most 4096 characters; more is
+   * INVALID_ARGUMENT.
+   */
   reason: string;
 }
 
@@ -187,7 +204,10 @@ export interface AbandonTrialRequest {
 export interface EarlyStopTrialRequest {
   /** `experiments/{experiment_id}/trials/{trial_index}`. */
   name: string;
-  /** Why the trial was stopped. */
+  /**
+   * Why the trial was stopped. At most 4096 characters; more is
+   * INVALID_ARGUMENT.
+   */
   reason: string;
 }
 
@@ -195,7 +215,10 @@ export interface EarlyStopTrialRequest {
 export interface HeartbeatTrialRequest {
   /** `experiments/{experiment_id}/trials/{trial_index}`. */
   name: string;
-  /** New time-to-live in seconds from now. 0 keeps the previous length. */
+  /**
+   * New time-to-live in seconds from now. 0 keeps the previous length; at
+   * most 30 days, as in SuggestTrialsRequest.
+   */
   ttlS: number;
 }
 
@@ -211,7 +234,10 @@ export interface DeployTrialRequest {
 export interface StopTrialRequest {
   /** `experiments/{experiment_id}/trials/{trial_index}`. */
   name: string;
-  /** Why the trial is stopped. */
+  /**
+   * Why the trial is stopped. At most 4096 characters; more is
+   * INVALID_ARGUMENT.
+   */
   reason: string;
 }
 
