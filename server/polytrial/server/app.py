@@ -3,7 +3,8 @@
 `create_server` builds everything, migrates the database and binds the
 address (port 0 picks a free port, which tests use), without starting;
 `PolytrialServer.start` and `stop` run and end it, together with the sweep
-that fails lost trials. `polytrial serve` (cli.py) is the process entry point.
+that fails lost trials, and the bounded pool where model fits run
+(`service.generation`). `polytrial serve` (cli.py) is the process entry point.
 
 A request larger than `MAX_MESSAGE_BYTES` is refused by gRPC with
 RESOURCE_EXHAUSTED before any handler runs.
@@ -28,6 +29,10 @@ from polytrial.server.service import (
     LostTrialSweeper,
     Results,
     Trials,
+)
+from polytrial.server.service.generation import (
+    DEFAULT_MAX_CONCURRENT_GENERATIONS,
+    GenerationPool,
 )
 from polytrial.server.service.sweep import DEFAULT_SWEEP_INTERVAL_S
 from polytrial.server.storage import Database
@@ -60,6 +65,7 @@ class PolytrialServer:
         db: The database.
         address: The address as bound, with the real port.
         port: The real port.
+        generations: The pool where model-based generations run.
     """
 
     def __init__(
@@ -70,9 +76,11 @@ class PolytrialServer:
         address: str,
         port: int,
         sweeper: LostTrialSweeper | None = None,
+        generations: GenerationPool | None = None,
     ) -> None:
         self.grpc_server = grpc_server
         self.db = db
+        self.generations = generations or GenerationPool()
         self._health = health_servicer
         self.address = address
         self.port = port
@@ -95,6 +103,9 @@ class PolytrialServer:
         """Stops taking calls, lets running ones finish for `grace_s`, then closes."""
         self._health.enter_graceful_shutdown()
         self.grpc_server.stop(grace_s).wait()
+        # Queued generations are dropped (their calls are over); a running
+        # fit is waited for, so that no generation thread outlives the server.
+        self.generations.shutdown()
         if self._sweeper is not None:
             self._sweeper.stop()
         self.db.dispose()
@@ -112,6 +123,7 @@ def create_server(
     max_workers: int = 16,
     sweep_interval_s: float = DEFAULT_SWEEP_INTERVAL_S,
     sqlite_synchronous: str = "NORMAL",
+    max_concurrent_generations: int = DEFAULT_MAX_CONCURRENT_GENERATIONS,
 ) -> tuple[PolytrialServer, int]:
     """Builds a server on `db_url`, migrates the database and binds `address`.
 
@@ -124,13 +136,18 @@ def create_server(
             the periodic sweep off (reads and suggestions still fail them).
         sqlite_synchronous: SQLite's sync level, "NORMAL" or "FULL" (see
             `polytrial.server.storage.database`).
+        max_concurrent_generations: Model-based generations (Bayesian
+            optimization fits) that run at once; more suggests wait for a
+            slot, within their deadline.
 
     Returns:
         The server (not started) and the port it bound.
 
     Raises:
         RuntimeError: the address could not be bound.
+        ValueError: `max_concurrent_generations` is below 1.
     """
+    generations = GenerationPool(max_concurrent_generations)
     db = Database(db_url, pool_size=max_workers, sqlite_synchronous=sqlite_synchronous)
     db.migrate()
 
@@ -141,7 +158,7 @@ def create_server(
         interceptors=[ErrorMappingInterceptor()],
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
     )
-    trials = Trials(db)
+    trials = Trials(db, generations)
     experiment_service_pb2_grpc.add_ExperimentServiceServicer_to_server(
         ExperimentServicer(Experiments(db)), grpc_server
     )
@@ -163,5 +180,5 @@ def create_server(
     host = address.rsplit(":", 1)[0]
     sweeper = LostTrialSweeper(db, sweep_interval_s) if sweep_interval_s > 0 else None
     return PolytrialServer(
-        grpc_server, db, health_servicer, f"{host}:{port}", port, sweeper
+        grpc_server, db, health_servicer, f"{host}:{port}", port, sweeper, generations
     ), port

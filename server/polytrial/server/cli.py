@@ -14,6 +14,7 @@ from types import FrameType
 
 import typer
 from polytrial.server.app import create_server
+from polytrial.server.service.generation import DEFAULT_MAX_CONCURRENT_GENERATIONS
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,15 @@ def serve(
         help="NORMAL: an acknowledged write survives a killed process. FULL: "
         "also a power loss, at one fsync per commit.",
     ),
+    max_concurrent_generations: int = typer.Option(
+        DEFAULT_MAX_CONCURRENT_GENERATIONS,
+        "--max-concurrent-generations",
+        min=1,
+        help="Bayesian-optimization suggests (model fits) each server process "
+        "runs at once, off the RPC threads; more wait for a slot within their "
+        "deadline. Suggests on one experiment always take turns. About one per "
+        "core spare is right; Sobol suggests never wait.",
+    ),
 ) -> None:
     """Runs the Polytrial server until SIGINT or SIGTERM."""
     level = logging.getLevelName(log_level.upper())
@@ -80,7 +90,10 @@ def serve(
             "must be NORMAL or FULL", param_hint="--sqlite-synchronous"
         )
     server, port = create_server(
-        db, address, sqlite_synchronous=sqlite_synchronous.upper()
+        db,
+        address,
+        sqlite_synchronous=sqlite_synchronous.upper(),
+        max_concurrent_generations=max_concurrent_generations,
     )
     # More workers: the same command on the port this one bound. Each is a
     # full replica (its own pool and lost-trial sweep) and the kernel spreads
@@ -103,6 +116,8 @@ def serve(
                 str(grace_s),
                 "--sqlite-synchronous",
                 sqlite_synchronous,
+                "--max-concurrent-generations",
+                str(max_concurrent_generations),
             ]
         )
         for _ in range(workers - 1)

@@ -93,6 +93,7 @@ class TrialServicer(trial_service_pb2_grpc.TrialServiceServicer):
             request_id=request.request_id,
             ttl_s=request.ttl_s,
             still_wanted=_still_wanted(context, "SuggestTrials"),
+            time_remaining=context.time_remaining,
         )
         return pb.SuggestTrialsResponse(trials=[trial_to_proto(t) for t in trials])
 

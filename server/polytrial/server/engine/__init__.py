@@ -6,11 +6,13 @@
         arm identity and checks of user-chosen parameters
     generate(GenerationRequest) -> GenerationResult
         new arms: Sobol first, then BoTorch (imported lazily)
+    uses_model(GenerationRequest)
+        whether that generation fits a model (slow) or is Sobol (quick)
 
 Nothing here knows gRPC or storage; errors are `polytrial.server.errors`.
 """
 
-from polytrial.server.engine.generate import generate
+from polytrial.server.engine.generate import generate, uses_model
 from polytrial.server.engine.parsing import (
     parse_generation_strategy,
     parse_optimization_config,
@@ -63,6 +65,7 @@ __all__ = [
     "parse_generation_strategy",
     "parse_optimization_config",
     "parse_search_space",
+    "uses_model",
     "value_from_proto",
     "value_to_proto",
 ]

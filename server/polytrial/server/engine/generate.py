@@ -45,20 +45,37 @@ def generate(request: GenerationRequest) -> GenerationResult:
     return result
 
 
+def uses_model(request: GenerationRequest) -> bool:
+    """Whether `generate(request)` will fit a model (else it is quick Sobol).
+
+    Callers run model-based generations off their own thread, under a limit;
+    Sobol takes well under a millisecond and may run anywhere.
+    """
+    return _sobol_note(request) is None
+
+
+def _sobol_note(request: GenerationRequest) -> str | None:
+    """Why the strategy answers `request` with Sobol, or None for the model."""
+    strategy = request.strategy
+    if strategy.kind is GeneratorKind.SOBOL:
+        return "strategy is Sobol only"
+    if request.trials_generated < strategy.num_initial_trials:
+        return "initial quasi-random trials"
+    objectives = {o.metric_name for o in request.optimization.objectives}
+    seen = {name for arm in request.observed for name in arm.metrics}
+    if not objectives <= seen:
+        return "an objective has no data yet"
+    return None
+
+
 def _dispatch(request: GenerationRequest) -> GenerationResult:
     if request.count < 1:
         raise InvalidArgument(
             f"count must be at least 1, got {request.count}", field="count"
         )
-    strategy = request.strategy
-    if strategy.kind is GeneratorKind.SOBOL:
-        return generate_sobol(request, note="strategy is Sobol only")
-    if request.trials_generated < strategy.num_initial_trials:
-        return generate_sobol(request, note="initial quasi-random trials")
-    objectives = {o.metric_name for o in request.optimization.objectives}
-    seen = {name for arm in request.observed for name in arm.metrics}
-    if not objectives <= seen:
-        return generate_sobol(request, note="an objective has no data yet")
+    note = _sobol_note(request)
+    if note is not None:
+        return generate_sobol(request, note=note)
     return _generate_bayesian(request)
 
 

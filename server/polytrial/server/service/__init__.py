@@ -6,6 +6,7 @@
     lifecycle     the trial state machine
     observations  the rules observations must follow (and the completion rule)
     sweep         the periodic sweep that fails lost trials
+    generation    the bounded pool where model fits run, off the RPC threads
 
 Everything here raises domain errors (`polytrial.server.errors`) and knows
 nothing of gRPC.
@@ -13,6 +14,7 @@ nothing of gRPC.
 
 from polytrial.server.service.config import ExperimentConfig, load_config
 from polytrial.server.service.experiments import Experiments, ExperimentView
+from polytrial.server.service.generation import GenerationPool
 from polytrial.server.service.results import ArmResult, MetricSummary, Results
 from polytrial.server.service.sweep import LostTrialSweeper, sweep_lost_trials
 from polytrial.server.service.trials import ArmInput, Trials
@@ -23,6 +25,7 @@ __all__ = [
     "ExperimentConfig",
     "ExperimentView",
     "Experiments",
+    "GenerationPool",
     "LostTrialSweeper",
     "MetricSummary",
     "Results",

@@ -42,6 +42,7 @@ from polytrial.server.engine.types import (
 from polytrial.server.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from polytrial.server.service import lifecycle
 from polytrial.server.service.config import ExperimentConfig, load_config
+from polytrial.server.service.generation import GenerationPool, no_deadline
 from polytrial.server.service.observations import check_observations
 from polytrial.server.service.paging import (
     M,
@@ -220,10 +221,13 @@ class Trials:
 
     Args:
         db: The database.
+        generations: Where model-based generations run (the server's bounded
+            pool); a private pool of the default size when not given.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, generations: GenerationPool | None = None):
         self.db = db
+        self.generations = generations or GenerationPool()
 
     # Reads -----------------------------------------------------------------
 
@@ -302,6 +306,7 @@ class Trials:
         request_id: str = "",
         ttl_s: float = 0.0,
         still_wanted: Callable[[], None] = _call_is_wanted,
+        time_remaining: Callable[[], float | None] = no_deadline,
     ) -> list[TrialRecord]:
         """Generates `count` new single-arm trials, or one batch trial of `count` arms.
 
@@ -309,9 +314,15 @@ class Trials:
         CANDIDATE when it has one. No suggested arm repeats an arm of a trial
         that is not FAILED or ABANDONED.
 
-        The experiment row stays locked while the engine generates. That is
-        short for Sobol; Bayesian optimization will hold it for the model fit,
-        which serializes suggestions per experiment (never across experiments).
+        The experiment row stays locked while the engine generates: that is
+        what serializes suggestions per experiment, across replicas too, so
+        each sees the arms the one before it made as pending. For Sobol it is
+        short; Bayesian optimization holds it (and a database connection) for
+        the queue wait and the model fit, so a second suggest or an attach on
+        the same experiment waits that long, and on SQLite, where a write
+        locks the whole file, so do all other writes. Model fits run in
+        `self.generations`, off the calling thread, for at most
+        `time_remaining()` seconds.
 
         Raises:
             InvalidArgument: count out of range, a bad pinned parameter, or a
@@ -320,7 +331,10 @@ class Trials:
             SearchSpaceExhausted: a finite space has no new arm
                 (FAILED_PRECONDITION).
             DeadlineExceeded: raised by `still_wanted`, called just before the
-                commit, when the call ended; nothing is stored.
+                commit, when the call ended, or when `time_remaining` ran out
+                during the model fit; nothing is stored.
+            Unavailable: the server stopped while the fit was queued
+                (UNAVAILABLE).
         """
         if count < 0 or count > MAX_SUGGEST_COUNT:
             raise InvalidArgument(
@@ -353,7 +367,9 @@ class Trials:
                 dict(pinned or {}), field="pinned_parameters", partial=True
             )
             lost = repo.fail_expired_trials(experiment_id, now=now)
-            result = self._generate(repo, experiment, config, pins, count)
+            result = self._generate(
+                repo, experiment, config, pins, count, time_remaining
+            )
 
             groups = [result.arms] if batch else [[arm] for arm in result.arms]
             first = repo.allocate_trial_indices(experiment_id, len(groups))
@@ -844,6 +860,7 @@ class Trials:
         config: ExperimentConfig,
         pins: Parameterization,
         count: int,
+        time_remaining: Callable[[], float | None] = no_deadline,
     ) -> GenerationResult:
         """Runs the engine on the experiment's history (under the suggestion lock).
 
@@ -888,8 +905,10 @@ class Trials:
             excluded = repo.arm_keys(experiment_id, taken)
             return engine.generate(request(excluded, [], []))
 
+        # The model's path: the full history, and the fit in the bounded pool
+        # (Sobol answers here too while an objective has no data).
         trials = repo.list_trials(experiment_id)
-        return engine.generate(
+        return self.generations.generate(
             request(
                 {
                     arm.key
@@ -904,7 +923,9 @@ class Trials:
                     if trial.status in lifecycle.PENDING
                     for arm in trial.arms
                 ],
-            )
+            ),
+            experiment_id=experiment_id,
+            time_remaining=time_remaining,
         )
 
     @staticmethod

@@ -15,7 +15,8 @@
 Determinism: PyTorch's random state is process-global, so the acquisition
 step (baseline pruning and the optimizer's random starts draw from it) seeds
 it inside `torch.random.fork_rng` under a module lock. Model fits of several
-experiments run in parallel; their acquisition steps take turns.
+experiments run in parallel (as many as the server's generation pool allows,
+`service.generation`); their acquisition steps take turns.
 
 Known shortcomings: linear constraints over a log-scale parameter are curved in
 the model's space, so they are enforced by projecting the chosen arm rather
