@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -54,3 +55,36 @@ def test_help_names_the_serve_options() -> None:
     )
     for option in ("--db", "--address", "--log-level"):
         assert option in result.stdout
+
+
+def test_help_explains_the_generation_limit_and_zero_is_refused(
+    tmp_path: Path,
+) -> None:
+    command = [sys.executable, "-m", "polytrial.server.cli", "serve"]
+    # Wide enough that the help table does not shorten the option's name.
+    env = {**os.environ, "COLUMNS": "200"}
+    shown = subprocess.run(
+        [*command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    )
+    refused = subprocess.run(
+        [
+            *command,
+            *("--db", str(tmp_path / "refused.db"), "--address", "127.0.0.1:0"),
+            *("--max-concurrent-generations", "0"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+    assert "--max-concurrent-generations" in shown.stdout
+    assert "Bayesian-optimization suggests" in shown.stdout
+    assert refused.returncode == 2
+    assert "--max-concurrent-generations" in refused.stderr
+    assert not (tmp_path / "refused.db").exists()

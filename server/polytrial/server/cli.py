@@ -69,9 +69,10 @@ def serve(
         "--max-concurrent-generations",
         min=1,
         help="Bayesian-optimization suggests (model fits) each server process "
-        "runs at once, off the RPC threads; more wait for a slot within their "
-        "deadline. Suggests on one experiment always take turns. About one per "
-        "core spare is right; Sobol suggests never wait.",
+        "runs at once, off the RPC threads; more wait for a slot, within their "
+        "deadline. The default suits a small machine; allow about one per "
+        "spare core. Sobol suggests never wait, and suggests on one experiment "
+        "always take turns.",
     ),
 ) -> None:
     """Runs the Polytrial server until SIGINT or SIGTERM."""
