@@ -192,3 +192,21 @@ def test_description_past_the_maximum_is_invalid_argument_on_create_and_update(
     )
     assert violated_fields(updated) == ["experiment.description"]
     assert snapshot(api, "desc") == before
+
+
+def test_a_pinned_parameter_without_a_value_is_named_in_the_message(
+    api: Api,
+) -> None:
+    api.create(experiment("pin"))
+    before = snapshot(api, "pin")
+    request = ts.SuggestTrialsRequest(parent="experiments/pin")
+    request.pinned_parameters["x1"].SetInParent()
+
+    error = rpc_error(
+        INVALID,
+        lambda: api.trials.SuggestTrials(request, timeout=RPC_TIMEOUT_S),
+    )
+
+    assert violated_fields(error) == ["pinned_parameters.x1"]
+    assert error.details().startswith("pinned_parameters.x1: ")
+    assert snapshot(api, "pin") == before

@@ -11,7 +11,7 @@ from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 from polytrial.server import engine, resources
 from polytrial.server.engine.types import ParameterValue
-from polytrial.server.errors import InvalidArgument
+from polytrial.server.errors import FieldViolation, InvalidArgument
 from polytrial.server.service import ArmResult, ExperimentView
 from polytrial.server.storage import ObservationRecord, TrialRecord, TrialStatus
 from polytrial.v1 import (
@@ -55,8 +55,12 @@ def parameters_from_proto(
     result: dict[str, ParameterValue] = {}
     for name, value in parameters.items():
         if value.WhichOneof("kind") is None:
+            path = f"{field}.{name}"
             raise InvalidArgument(
-                f"parameter {name!r} has no value set", field=f"{field}.{name}"
+                f"{path}: parameter {name!r} has no value set",
+                violations=[
+                    FieldViolation(path, f"parameter {name!r} has no value set")
+                ],
             )
         result[name] = engine.value_from_proto(value)
     return result

@@ -9,7 +9,10 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 from polytrial.server import engine
-from polytrial.server.errors import FailedPrecondition, InvalidArgument
+from polytrial.server.errors import (
+    FailedPrecondition,
+    ViolationCollector,
+)
 from polytrial.server.runners.client import DEFAULT_TIMEOUT_S, RunnerTarget
 from polytrial.server.service.config import MAX_RUNNER_TIMEOUT_S, ExperimentConfig
 from polytrial.server.storage import ExperimentRecord, ObservationRecord, TrialRecord
@@ -45,18 +48,18 @@ def check_runner_config(config: experiment_pb2.RunnerConfig, *, field: str) -> N
         InvalidArgument: the address is empty or the timeout is not a positive
             finite number of seconds (INVALID_ARGUMENT).
     """
+    collector = ViolationCollector()
     if not config.address.strip():
-        raise InvalidArgument(
-            f"{field}.address: a runner needs an address", field=f"{field}.address"
-        )
+        collector.add(f"{field}.address", "a runner needs an address")
     if config.HasField("timeout_s") and not (
         0 < config.timeout_s <= MAX_RUNNER_TIMEOUT_S
     ):
-        raise InvalidArgument(
-            f"{field}.timeout_s: must be a positive number of seconds, at most "
+        collector.add(
+            f"{field}.timeout_s",
+            "must be a positive number of seconds, at most "
             f"{MAX_RUNNER_TIMEOUT_S:.0f}, got {config.timeout_s}",
-            field=f"{field}.timeout_s",
         )
+    collector.raise_if_any()
 
 
 def runner_target(config: ExperimentConfig, trial: TrialRecord) -> RunnerTarget:
