@@ -18,6 +18,8 @@ from typing import Any
 import grpc
 import pytest
 from polytrial.server.app import PolytrialServer, create_server
+from polytrial.server.errors import Unavailable
+from polytrial.server.service import GenerationPool
 from polytrial.v1 import experiment_pb2 as epb
 from polytrial.v1 import trial_pb2 as tpb
 from polytrial.v1 import trial_service_pb2 as ts
@@ -175,6 +177,19 @@ def test_bayesian_suggest_whose_deadline_passes_in_the_queue_stores_nothing(
     assert trial.status == tpb.TRIAL_STATUS_RUNNING
 
 
+def test_bayesian_suggest_without_a_deadline_waits_as_long_as_it_takes(
+    one_slot: tuple[PolytrialServer, Api],
+) -> None:
+    _server, api = one_slot
+    _ready_for_the_model(api, "patient")
+
+    response = api.trials.SuggestTrials(
+        ts.SuggestTrialsRequest(parent="experiments/patient", count=1)
+    )
+
+    assert response.trials[0].generation.generator == "botorch"
+
+
 def test_sobol_suggests_do_not_wait_for_a_busy_generation_pool(
     one_slot: tuple[PolytrialServer, Api],
 ) -> None:
@@ -191,3 +206,46 @@ def test_sobol_suggests_do_not_wait_for_a_busy_generation_pool(
 
     assert [t.generation.generator for t in trials] == ["sobol", "sobol"]
     assert all("queue_wait_s" not in t.generation.details for t in trials)
+
+
+def test_a_long_wait_for_a_slot_is_a_warning_and_a_short_one_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="polytrial.server.service.generation")
+    pool = GenerationPool(1, slow_wait_s=0.05)
+    release = threading.Event()
+    running = threading.Event()
+
+    def hold() -> None:
+        running.set()
+        release.wait(timeout=60)
+
+    try:
+        with futures.ThreadPoolExecutor(2) as callers:
+            callers.submit(pool.run, hold, what="first job")
+            assert running.wait(timeout=30)
+            second = callers.submit(pool.run, lambda: "done", what="second job")
+            _eventually(lambda: pool.waiting == 1, "second queued")
+            time.sleep(0.2)  # longer than slow_wait_s, so the wait is slow
+            release.set()
+            result, waited_s = second.result(timeout=30)
+    finally:
+        release.set()
+        pool.shutdown()
+
+    assert result == "done"
+    assert waited_s > 0.05
+    levels = {
+        r.getMessage().split(" waited")[0]: r.levelname
+        for r in caplog.records
+        if " waited " in r.getMessage()
+    }
+    assert levels == {"first job": "DEBUG", "second job": "WARNING"}
+
+
+def test_a_stopped_pool_refuses_new_generations_as_unavailable() -> None:
+    pool = GenerationPool(1)
+    pool.shutdown()
+
+    with pytest.raises(Unavailable, match="shutting down"):
+        pool.run(lambda: None, what="late job")

@@ -46,6 +46,8 @@ class GenerationPool:
     Args:
         max_concurrent: Generations that may run at the same time; more wait
             in order of arrival.
+        slow_wait_s: A wait for a slot longer than this is logged at WARNING
+            (shorter ones at DEBUG).
 
     Attributes:
         max_concurrent: The limit.
@@ -54,10 +56,16 @@ class GenerationPool:
         ValueError: `max_concurrent` is below 1.
     """
 
-    def __init__(self, max_concurrent: int = DEFAULT_MAX_CONCURRENT_GENERATIONS):
+    def __init__(
+        self,
+        max_concurrent: int = DEFAULT_MAX_CONCURRENT_GENERATIONS,
+        *,
+        slow_wait_s: float = SLOW_QUEUE_WAIT_S,
+    ) -> None:
         if max_concurrent < 1:
             raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent}")
         self.max_concurrent = max_concurrent
+        self._slow_wait_s = slow_wait_s
         self._executor = futures.ThreadPoolExecutor(
             max_workers=max_concurrent, thread_name_prefix="polytrial-generate"
         )
@@ -136,6 +144,10 @@ class GenerationPool:
             Unavailable: the pool was shut down before the job ran
                 (UNAVAILABLE).
         """
+        if timeout_s is not None and timeout_s >= threading.TIMEOUT_MAX:
+            # A call without a deadline reports an enormous time remaining,
+            # which a thread wait refuses (OverflowError): it means no limit.
+            timeout_s = None
         queued = time.monotonic()
         waited: list[float] = []
         started = threading.Event()
@@ -146,7 +158,7 @@ class GenerationPool:
             wait_s = time.monotonic() - queued
             waited.append(wait_s)
             started.set()
-            log = logger.warning if wait_s > SLOW_QUEUE_WAIT_S else logger.debug
+            log = logger.warning if wait_s > self._slow_wait_s else logger.debug
             log(
                 "%s waited %.3f s for one of %d generation slots",
                 what,
