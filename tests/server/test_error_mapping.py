@@ -10,7 +10,13 @@ import pytest
 from google.rpc import code_pb2, error_details_pb2
 from polytrial.server import errors
 from polytrial.server.api import ErrorMappingInterceptor, to_status
-from polytrial_testkit import error_info, rpc_error, violated_fields
+from polytrial_testkit import (
+    RPC_TIMEOUT_S,
+    Api,
+    error_info,
+    rpc_error,
+    violated_fields,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -90,3 +96,24 @@ def test_unexpected_exception_is_internal_without_internals(
     assert "secret" not in error.details()
     assert "/test.Svc/Boom" in error.details()
     assert any("secret internals" in r.exc_text for r in caplog.records if r.exc_text)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"\x0a\x02\xff\xfe", b"\x08\xff\xff", b"\xff\xff\xff\xff"],
+    ids=["bad-utf8", "cut-varint", "garbage"],
+)
+def test_bytes_that_are_no_valid_request_are_invalid_argument(
+    api: Api, raw: bytes
+) -> None:
+    call = api.channel.unary_unary(
+        "/polytrial.v1.ExperimentService/GetExperiment",
+        request_serializer=lambda b: b,
+        response_deserializer=lambda b: b,
+    )
+
+    error = rpc_error(
+        grpc.StatusCode.INVALID_ARGUMENT, lambda: call(raw, timeout=RPC_TIMEOUT_S)
+    )
+
+    assert "not a valid protobuf message" in error.details()
