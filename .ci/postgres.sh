@@ -37,22 +37,47 @@ install_server() {
   fi
 }
 
+init_cluster() {
+  mkdir -p "$datadir"
+  if [ "$(id -u)" = "0" ]; then chown postgres:postgres "$datadir"; fi
+  as_postgres "$1/initdb" -D "$datadir" -U postgres --auth=trust -E UTF8 >/dev/null
+}
+
+start_cluster() {
+  # fsync stays on: the tests check durability, and the benchmark measures real commits.
+  as_postgres "$1/pg_ctl" -D "$datadir" -l "$datadir/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=/tmp -c max_connections=300" start >/dev/null
+}
+
 start() {
   install_server
   local bin
   bin="$(find_bin)"
-  if [ -f "$datadir/postmaster.pid" ] && as_postgres "$bin/pg_ctl" -D "$datadir" status >/dev/null 2>&1; then
+  # Ask the port, not the pid file: a killed server's pid can linger as a zombie.
+  if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; then
     echo "postgres.sh: already running on port $port" >&2
-    return 0
+  else
+    start_or_rebuild "$bin"
   fi
-  if [ ! -f "$datadir/PG_VERSION" ]; then
-    mkdir -p "$datadir"
-    [ "$(id -u)" = "0" ] && chown postgres:postgres "$datadir"
-    as_postgres "$bin/initdb" -D "$datadir" -U postgres --auth=trust -E UTF8 >/dev/null
+  create_test_database "$bin"
+  echo "postgres.sh: running on 127.0.0.1:$port" >&2
+}
+
+start_or_rebuild() {
+  local bin="$1"
+  [ -f "$datadir/PG_VERSION" ] || init_cluster "$bin"
+  # A cluster left behind by a killed run may not start (a stale lock, another
+  # version's files); the data is throwaway, so start once more from scratch.
+  if ! start_cluster "$bin"; then
+    echo "postgres.sh: the old cluster in $datadir did not start; making a new one" >&2
+    rm -rf "$datadir"
+    init_cluster "$bin"
+    start_cluster "$bin"
   fi
-  # fsync stays on: the tests check durability, and the benchmark measures real commits.
-  as_postgres "$bin/pg_ctl" -D "$datadir" -l "$datadir/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=/tmp -c max_connections=300" start >/dev/null
+}
+
+create_test_database() {
+  local bin="$1"
   as_postgres "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -q <<SQL
 DO \$\$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'polytrial') THEN
@@ -63,7 +88,6 @@ SQL
   if ! as_postgres "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='polytrial'" | grep -q 1; then
     as_postgres "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres -O polytrial polytrial
   fi
-  echo "postgres.sh: running on 127.0.0.1:$port" >&2
 }
 
 stop() {
