@@ -17,6 +17,15 @@ Deployment outcomes:
 
 A repeated deployment carries the same key, so a runner that did start the job
 while the server stopped waiting answers with the first job's metadata.
+
+Every write after a runner call re-checks that it writes to the experiment
+incarnation step 1 read (the deployment key is derived from the experiment's
+row sequence and creation time): an experiment deleted, or deleted and created
+again under the same id, while the runner was called gets nothing stored, the
+call answers ABORTED, and a job started for it is asked to stop. Only one
+deployment attempt per trial is in flight: while one is, a DeployTrial through
+a different runner is refused with ABORTED (one through the same runner shares
+the key, so the runner starts one job).
 """
 
 from __future__ import annotations
@@ -30,9 +39,11 @@ from typing import Any
 import grpc
 from polytrial.server import resources
 from polytrial.server.errors import (
+    Aborted,
     DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
+    NotFound,
     PolytrialError,
     Unavailable,
 )
@@ -49,7 +60,10 @@ from polytrial.server.runners.messages import (
 )
 from polytrial.server.service import lifecycle
 from polytrial.server.service.config import ExperimentConfig, load_config
-from polytrial.server.service.observations import check_observations
+from polytrial.server.service.observations import (
+    MAX_OBSERVATIONS_PER_TRIAL,
+    check_observations,
+)
 from polytrial.server.storage import (
     Database,
     ObservationRecord,
@@ -93,6 +107,7 @@ class _Deployed:
     config: ExperimentConfig
     target: RunnerTarget
     message: pb.RunnerTrial
+    key: str
 
 
 class Deployments:
@@ -152,7 +167,7 @@ class Deployments:
             staging = self._staging_required(target)
             response = self.client.run(target, attempt.message, attempt.key)
         except RunnerCallError as error:
-            return self._store_failure(experiment_id, trial_index, error)
+            return self._store_failure(experiment_id, trial_index, attempt, error)
         # A stop of the job must carry its metadata, or a stateless runner
         # cannot find it.
         started = pb.RunnerTrial()
@@ -166,15 +181,22 @@ class Deployments:
                 "asked to stop"
             )
             self._stop_quietly(target, started, reason)
-            return self._store_refusal(experiment_id, trial_index, reason)
+            return self._store_refusal(experiment_id, trial_index, attempt.key, reason)
 
         # Step 3: store the metadata and the new status.
         metadata = struct_to_dict(response.run_metadata)
-        trial, orphaned = self.db.run(
-            lambda repo: self._store_deployed(
-                repo, experiment_id, trial_index, metadata, staging
+        try:
+            trial, orphaned = self.db.run(
+                lambda repo: self._store_deployed(
+                    repo, experiment_id, trial_index, attempt, metadata, staging
+                )
             )
-        )
+        except Aborted as error:
+            logger.warning(
+                "%s; asking runner %s to stop the job", error.message, target.address
+            )
+            self._stop_quietly(target, started, error.message)
+            raise
         if orphaned:
             reason = f"{label} became {trial.status.name} while it was being deployed"
             logger.warning(
@@ -210,10 +232,26 @@ class Deployments:
             )
 
         config = load_config(experiment)
+        label = _trial_label(experiment_id, trial_index)
+        # An attempt recorded for a CANDIDATE that has no deployment error is
+        # still in flight (a failed one leaves its error): only the same runner
+        # may join it, since the shared key makes that runner start one job.
+        in_flight = recorded and not trial.deployment_error
+        current = runner_target(config, trial) if in_flight else None
         if runner is not None:
             trial.runner = runner.SerializeToString(deterministic=True)
-            repo.save_trial_state(trial)
         target = runner_target(config, trial)
+        if current is not None and current != target:
+            raise Aborted(
+                f"{label} is being deployed through runner {current.address}; "
+                f"it cannot also be deployed through {target.address} until "
+                "that attempt ends",
+                reason="DEPLOYMENT_IN_FLIGHT",
+                metadata={"trial": label, "runner": current.address},
+            )
+        # Clearing the error marks this attempt as the one in flight.
+        trial.deployment_error = ""
+        repo.save_trial_state(trial)
         if not recorded:
             repo.record_request(experiment_id, method, key, [trial_index], now=_now())
         return _Deployment(trial, config, target, key, runner_trial(config, trial))
@@ -233,15 +271,26 @@ class Deployments:
         repo: Repository,
         experiment_id: str,
         trial_index: int,
+        attempt: _Deployment,
         metadata: dict[str, Any],
         staging: bool,
     ) -> tuple[TrialRecord, bool]:
-        """Stores Run's answer; returns the trial and whether its job is orphaned."""
-        trial = repo.get_trial(experiment_id, trial_index, for_update=True)
-        if trial.status is not S.CANDIDATE:
-            # A concurrent deployment with the same key stored the same answer
-            # first; anything else means the trial moved on without the job.
-            same = trial.status in DEPLOYED and trial.run_metadata == metadata
+        """Stores Run's answer; returns the trial and whether its job is orphaned.
+
+        Raises:
+            Aborted: the experiment is gone or is a new one under the same id
+                (ABORTED).
+        """
+        trial, _ = _lock_same(repo, experiment_id, trial_index, attempt.key)
+        if trial.status is not S.CANDIDATE or trial.runner != attempt.trial.runner:
+            # A concurrent deployment with the same key and runner stored the
+            # same answer first; anything else means the trial moved on (or
+            # went to another runner) without this job.
+            same = (
+                trial.status in DEPLOYED
+                and trial.run_metadata == metadata
+                and trial.runner == attempt.trial.runner
+            )
             return trial, not same
         name = metadata.get("name")
         trial.run_metadata = metadata
@@ -253,7 +302,11 @@ class Deployments:
         return trial, False
 
     def _store_failure(
-        self, experiment_id: str, trial_index: int, error: RunnerCallError
+        self,
+        experiment_id: str,
+        trial_index: int,
+        attempt: _Deployment,
+        error: RunnerCallError,
     ) -> TrialRecord:
         """Records a failed Run: CANDIDATE and raise if transient, else FAILED."""
         label = _trial_label(experiment_id, trial_index)
@@ -263,11 +316,11 @@ class Deployments:
                 f"runner {error.address} refused the trial ({error.code.name}): "
                 f"{error.details}"
             )
-            return self._store_refusal(experiment_id, trial_index, reason)
+            return self._store_refusal(experiment_id, trial_index, attempt.key, reason)
 
         def keep_candidate(repo: Repository) -> None:
-            trial = repo.get_trial(experiment_id, trial_index, for_update=True)
-            if trial.status is S.CANDIDATE:
+            trial, _ = _lock_same(repo, experiment_id, trial_index, attempt.key)
+            if trial.status is S.CANDIDATE and trial.runner == attempt.trial.runner:
                 trial.deployment_error = lifecycle.clip_reason(str(error))
                 repo.save_trial_state(trial)
 
@@ -279,10 +332,10 @@ class Deployments:
         raise Unavailable(message, reason="RUNNER_UNAVAILABLE")
 
     def _store_refusal(
-        self, experiment_id: str, trial_index: int, reason: str
+        self, experiment_id: str, trial_index: int, key: str, reason: str
     ) -> TrialRecord:
         def fail(repo: Repository) -> TrialRecord:
-            trial = repo.get_trial(experiment_id, trial_index, for_update=True)
+            trial, _ = _lock_same(repo, experiment_id, trial_index, key)
             if trial.status is S.CANDIDATE:
                 trial.deployment_error = lifecycle.clip_reason(reason)
                 lifecycle.apply_transition(trial, S.FAILED, now=_now(), reason=reason)
@@ -347,7 +400,7 @@ class Deployments:
 
         # Step 3: store the data, the merged metadata and the final status.
         def store(repo: Repository) -> TrialRecord:
-            trial, config = self._lock_trial(repo, experiment_id, trial_index)
+            trial, config = _lock_same(repo, experiment_id, trial_index, deployed.key)
             if trial.status in lifecycle.FINAL:
                 return trial
             self._add_valid(repo, config, trial, fetched)
@@ -403,7 +456,7 @@ class Deployments:
 
         # Step 3: store new data and the status the runner reports.
         def store(repo: Repository) -> TrialRecord:
-            trial, config = self._lock_trial(repo, experiment_id, trial_index)
+            trial, config = _lock_same(repo, experiment_id, trial_index, deployed.key)
             if trial.status not in DEPLOYED:
                 return trial
             self._add_valid(repo, config, trial, fetched)
@@ -437,16 +490,11 @@ class Deployments:
                 return trial, None
             config = load_config(experiment)
             target = runner_target(config, trial)
-            return trial, _Deployed(trial, config, target, runner_trial(config, trial))
+            message = runner_trial(config, trial)
+            key = deployment_key(experiment, trial_index)
+            return trial, _Deployed(trial, config, target, message, key)
 
         return self.db.run(read, write=False)
-
-    @staticmethod
-    def _lock_trial(
-        repo: Repository, experiment_id: str, trial_index: int
-    ) -> tuple[TrialRecord, ExperimentConfig]:
-        config = load_config(repo.get_experiment(experiment_id))
-        return repo.get_trial(experiment_id, trial_index, for_update=True), config
 
     def _fetch(self, deployed: _Deployed) -> list[ObservationRecord]:
         """Fetches each metric from its source (runner or metric service).
@@ -501,22 +549,62 @@ class Deployments:
         trial: TrialRecord,
         fetched: Sequence[ObservationRecord],
     ) -> None:
-        """Stores the fetched observations that are new and valid."""
+        """Stores the fetched observations that are new and valid.
+
+        No more than `MAX_OBSERVATIONS_PER_TRIAL` are ever stored: the excess
+        is dropped with a warning and noted in the trial's status reason.
+        """
+        label = _trial_label(trial.experiment_id, trial.index)
+        room = MAX_OBSERVATIONS_PER_TRIAL - len(trial.observations)
         valid: list[ObservationRecord] = []
-        for obs in new_observations(trial, fetched):
+        fresh = new_observations(trial, fetched)
+        for position, obs in enumerate(fresh):
+            if len(valid) >= room:
+                reason = (
+                    f"{len(fresh) - position} fetched observations dropped: the "
+                    f"trial reached the limit of {MAX_OBSERVATIONS_PER_TRIAL} "
+                    "observations per trial"
+                )
+                logger.warning("%s: %s", label, reason)
+                trial.status_reason = lifecycle.clip_reason(reason)
+                break
             try:
                 check_observations(config, trial, [obs], complete=False)
             except InvalidArgument as error:
                 logger.warning(
-                    "%s: fetched observation dropped: %s",
-                    _trial_label(trial.experiment_id, trial.index),
-                    error.message,
+                    "%s: fetched observation dropped: %s", label, error.message
                 )
                 continue
             valid.append(obs)
         if valid:
             repo.add_observations(trial.experiment_id, trial.index, valid, now=_now())
             trial.observations.extend(valid)
+
+
+def _lock_same(
+    repo: Repository, experiment_id: str, trial_index: int, key: str
+) -> tuple[TrialRecord, ExperimentConfig]:
+    """Locks the trial if its experiment is still the incarnation of `key`.
+
+    Raises:
+        Aborted: the experiment was deleted, or deleted and created again,
+            since `key` was derived (ABORTED).
+    """
+    label = _trial_label(experiment_id, trial_index)
+    try:
+        experiment = repo.get_experiment(experiment_id)
+        same = deployment_key(experiment, trial_index) == key
+        trial = repo.get_trial(experiment_id, trial_index, for_update=True)
+    except NotFound:
+        same = False
+    if not same:
+        raise Aborted(
+            f"experiments/{experiment_id} was deleted while the runner was called "
+            f"for {label}; nothing was stored for it",
+            reason="EXPERIMENT_REPLACED",
+            metadata={"experiment": f"experiments/{experiment_id}"},
+        )
+    return trial, load_config(experiment)
 
 
 def _apply_polled(

@@ -1,0 +1,213 @@
+"""Deployments racing deletes and each other, and runners sending too much data.
+
+A tiny RunnerService servicer runs on a real gRPC server in the test process,
+so a test decides exactly when Run answers: it holds Run open while it deletes
+and re-creates the experiment, or while a second DeployTrial arrives.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+from typing import Any
+
+import grpc
+import pytest
+from polytrial.server.runners import deployment
+from polytrial.v1 import experiment_pb2 as epb
+from polytrial.v1 import experiment_service_pb2 as es
+from polytrial.v1 import runner_service_pb2 as rpb
+from polytrial.v1 import runner_service_pb2_grpc as rgrpc
+from polytrial.v1 import trial_pb2 as tpb
+from polytrial.v1 import trial_service_pb2 as ts
+from polytrial.v1 import values_pb2 as vpb
+from polytrial_testkit import RPC_TIMEOUT_S, Api, error_info, experiment, rpc_error
+
+pytestmark = pytest.mark.timeout(60)
+WAIT_S = 20.0
+
+
+class GatedRunner(rgrpc.RunnerServiceServicer):
+    """A runner whose Run waits for `gate`; it records every Run and stop."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.run_started = threading.Event()
+        self.runs: list[str] = []
+        self.stops: list[str] = []
+        self.steps = 0  # step observations FetchTrialData answers per arm
+
+    def Run(self, request: rpb.RunRequest, context: Any) -> rpb.RunResponse:
+        self.runs.append(request.deployment_key)
+        self.run_started.set()
+        self.gate.wait(WAIT_S)
+        response = rpb.RunResponse()
+        response.run_metadata.update({"name": f"job-{len(self.runs)}"})
+        return response
+
+    def StagingRequired(
+        self, request: rpb.StagingRequiredRequest, context: Any
+    ) -> rpb.StagingRequiredResponse:
+        return rpb.StagingRequiredResponse(staging_required=False)
+
+    def PollTrialStatus(
+        self, request: rpb.PollTrialStatusRequest, context: Any
+    ) -> rpb.PollTrialStatusResponse:
+        return rpb.PollTrialStatusResponse(state=rpb.RUNNER_TRIAL_STATE_RUNNING)
+
+    def StopTrial(
+        self, request: rpb.RunnerServiceStopTrialRequest, context: Any
+    ) -> rpb.RunnerServiceStopTrialResponse:
+        self.stops.append(request.trial.run_metadata["name"])
+        return rpb.RunnerServiceStopTrialResponse()
+
+    def FetchTrialData(
+        self, request: rpb.FetchTrialDataRequest, context: Any
+    ) -> rpb.FetchTrialDataResponse:
+        return rpb.FetchTrialDataResponse(
+            observations=[
+                vpb.Observation(
+                    arm_name=arm.name, metric_name="loss", mean=float(i), step=i
+                )
+                for arm in request.trial.arms
+                for i in range(self.steps)
+            ]
+        )
+
+
+def start_gated() -> Iterator[tuple[GatedRunner, str]]:
+    servicer = GatedRunner()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    rgrpc.add_RunnerServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield servicer, f"127.0.0.1:{port}"
+    finally:
+        servicer.gate.set()
+        server.stop(grace=1.0)
+
+
+@pytest.fixture
+def gated() -> Iterator[tuple[GatedRunner, str]]:
+    yield from start_gated()
+
+
+@pytest.fixture
+def other() -> Iterator[tuple[GatedRunner, str]]:
+    yield from start_gated()
+
+
+def create(api: Api, experiment_id: str, address: str) -> None:
+    message = experiment(experiment_id, runner=address)
+    message.metric_sources.add(metric_name="loss", kind=epb.METRIC_SOURCE_KIND_RUNNER)
+    api.create(message)
+
+
+def deploy(api: Api, name: str, **kw: Any) -> tpb.Trial:
+    return api.trials.DeployTrial(
+        ts.DeployTrialRequest(name=name, **kw), timeout=RPC_TIMEOUT_S
+    )
+
+
+def deploy_in_background(
+    api: Api, name: str
+) -> tuple[threading.Thread, dict[str, Any]]:
+    outcome: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            outcome["trial"] = deploy(api, name)
+        except grpc.RpcError as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_deploy_outliving_its_experiment_leaves_the_recreated_trial_untouched(
+    polytrial_api: Api, gated: tuple[GatedRunner, str]
+) -> None:
+    runner, address = gated
+    create(polytrial_api, "reborn", address)
+    [old] = polytrial_api.suggest("reborn")
+    thread, outcome = deploy_in_background(polytrial_api, old.name)
+    assert runner.run_started.wait(WAIT_S)
+
+    polytrial_api.experiments.DeleteExperiment(
+        es.DeleteExperimentRequest(name="experiments/reborn"), timeout=RPC_TIMEOUT_S
+    )
+    create(polytrial_api, "reborn", address)
+    [new] = polytrial_api.suggest("reborn")
+    assert new.name == old.name
+    runner.gate.set()
+    thread.join(WAIT_S)
+
+    error = outcome["error"]
+    assert error.code() == grpc.StatusCode.ABORTED
+    assert "experiments/reborn" in error.details()
+    assert error_info(error).reason == "EXPERIMENT_REPLACED"
+    assert polytrial_api.get_trial("reborn", 0) == new
+    assert new.status == tpb.TRIAL_STATUS_CANDIDATE
+    # The orphaned job was asked to stop.
+    assert runner.stops == ["job-1"]
+
+
+def test_second_deploy_through_another_runner_while_one_is_in_flight_is_aborted(
+    polytrial_api: Api,
+    gated: tuple[GatedRunner, str],
+    other: tuple[GatedRunner, str],
+) -> None:
+    runner, address = gated
+    second, second_address = other
+    create(polytrial_api, "twice", address)
+    [candidate] = polytrial_api.suggest("twice")
+    thread, outcome = deploy_in_background(polytrial_api, candidate.name)
+    assert runner.run_started.wait(WAIT_S)
+
+    error = rpc_error(
+        grpc.StatusCode.ABORTED,
+        lambda: deploy(
+            polytrial_api,
+            candidate.name,
+            runner=epb.RunnerConfig(address=second_address),
+        ),
+    )
+    assert address in error.details()
+    assert second.runs == []
+    runner.gate.set()
+    thread.join(WAIT_S)
+
+    deployed = outcome["trial"]
+    assert deployed.status == tpb.TRIAL_STATUS_RUNNING
+    assert deployed.deployed_name == "job-1"
+    # The trial keeps the experiment's runner, not the refused override.
+    assert not polytrial_api.get_trial("twice", 0).HasField("runner")
+    assert len(runner.runs) == 1
+    assert runner.stops == []
+
+
+def test_runner_data_beyond_the_observation_cap_is_dropped_with_a_reason(
+    polytrial_api: Api,
+    gated: tuple[GatedRunner, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A small cap keeps the test fast; the rule is the same at 100,000.
+    monkeypatch.setattr(deployment, "MAX_OBSERVATIONS_PER_TRIAL", 10)
+    runner, address = gated
+    runner.gate.set()
+    runner.steps = 25
+    create(polytrial_api, "flood", address)
+    [candidate] = polytrial_api.suggest("flood")
+    deploy(polytrial_api, candidate.name)
+
+    for _ in range(2):
+        refreshed = polytrial_api.trials.RefreshTrial(
+            ts.RefreshTrialRequest(name=candidate.name), timeout=RPC_TIMEOUT_S
+        )
+        assert len(refreshed.observations) == 10
+    assert [o.step for o in refreshed.observations] == list(range(10))
+    assert "limit of 10 observations" in refreshed.status_reason
+    assert len(polytrial_api.get_trial("flood", 0).observations) == 10
