@@ -14,7 +14,10 @@ from polytrial.server.errors import (
     ViolationCollector,
 )
 from polytrial.server.runners.client import DEFAULT_TIMEOUT_S, RunnerTarget
-from polytrial.server.service.config import MAX_RUNNER_TIMEOUT_S, ExperimentConfig
+from polytrial.server.service.config import (
+    ExperimentConfig,
+    add_runner_config_violations,
+)
 from polytrial.server.storage import ExperimentRecord, ObservationRecord, TrialRecord
 from polytrial.v1 import experiment_pb2, values_pb2
 from polytrial.v1 import runner_service_pb2 as pb
@@ -42,23 +45,14 @@ def deployment_key(experiment: ExperimentRecord, trial_index: int) -> str:
 
 
 def check_runner_config(config: experiment_pb2.RunnerConfig, *, field: str) -> None:
-    """Refuses a runner config without an address or with a bad timeout.
+    """Refuses a runner config without a valid address or with a bad timeout.
 
     Raises:
         InvalidArgument: the address is empty or the timeout is not a positive
             finite number of seconds (INVALID_ARGUMENT).
     """
     collector = ViolationCollector()
-    if not config.address.strip():
-        collector.add(f"{field}.address", "a runner needs an address")
-    if config.HasField("timeout_s") and not (
-        0 < config.timeout_s <= MAX_RUNNER_TIMEOUT_S
-    ):
-        collector.add(
-            f"{field}.timeout_s",
-            "must be a positive number of seconds, at most "
-            f"{MAX_RUNNER_TIMEOUT_S:.0f}, got {config.timeout_s}",
-        )
+    add_runner_config_violations(config, field=field, collector=collector)
     collector.raise_if_any()
 
 

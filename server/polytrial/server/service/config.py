@@ -28,6 +28,7 @@ _STATUS_QUO_ARM_NAME = "status_quo"
 # The longest deadline of one call to a runner or metric service (1 hour), as
 # documented on `RunnerConfig.timeout_s`; a longer wait is a hung runner.
 MAX_RUNNER_TIMEOUT_S = 3600.0
+MAX_ADDRESS_LENGTH = 512
 
 
 @dataclass(frozen=True)
@@ -103,16 +104,10 @@ def parse_new_config(
     )
 
     collector = ViolationCollector()
-    if experiment.HasField("runner") and not experiment.runner.address.strip():
-        collector.add("experiment.runner.address", "a runner needs an address")
-    if experiment.HasField("runner") and experiment.runner.HasField("timeout_s"):
-        timeout_s = experiment.runner.timeout_s
-        if not 0 < timeout_s <= MAX_RUNNER_TIMEOUT_S:
-            collector.add(
-                "experiment.runner.timeout_s",
-                "must be a positive number of seconds, at most "
-                f"{MAX_RUNNER_TIMEOUT_S:.0f}, got {timeout_s}",
-            )
+    if experiment.HasField("runner"):
+        add_runner_config_violations(
+            experiment.runner, field="experiment.runner", collector=collector
+        )
     _check_metric_sources(experiment, optimization, collector)
     collector.raise_if_any()
 
@@ -174,11 +169,52 @@ def _check_metric_sources(
                 f"{path}.kind",
                 "a RUNNER metric source needs the experiment to name a runner",
             )
-        if (
-            source.kind == experiment_pb2.METRIC_SOURCE_KIND_SERVICE
-            and not source.address.strip()
-        ):
-            collector.add(f"{path}.address", "a metric service needs an address")
+        if source.kind == experiment_pb2.METRIC_SOURCE_KIND_SERVICE:
+            if not source.address.strip():
+                collector.add(f"{path}.address", "a metric service needs an address")
+            elif (problem := address_problem(source.address)) is not None:
+                collector.add(f"{path}.address", problem)
+
+
+def address_problem(address: str) -> str | None:
+    """Says what is wrong with a runner or metric-service address, if anything.
+
+    An address is `host:port` (port 1-65535; an IPv6 host in brackets) or
+    `unix:/path`. gRPC itself would take far more, and silently: a port of
+    116617 wraps around to 51081 and reaches some other runner.
+    """
+    if address != address.strip() or any(c.isspace() for c in address):
+        return f"{address!r} must not contain spaces"
+    if len(address) > MAX_ADDRESS_LENGTH:
+        return f"is {len(address)} characters long, more than {MAX_ADDRESS_LENGTH}"
+    if address.startswith("unix:"):
+        return None if len(address) > len("unix:") else "a unix address needs a path"
+    host, separator, port = address.rpartition(":")
+    if not separator or not host or host in ("[", "[]"):
+        return f"{address!r} is not of the form host:port or unix:/path"
+    if "/" in host or (host.startswith("[") != host.endswith("]")):
+        return f"{address!r} is not of the form host:port or unix:/path"
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        return f"{address!r} has no port from 1 to 65535"
+    return None
+
+
+def add_runner_config_violations(
+    config: experiment_pb2.RunnerConfig, *, field: str, collector: ViolationCollector
+) -> None:
+    """Adds what is wrong with a runner config: its address or its timeout."""
+    if not config.address.strip():
+        collector.add(f"{field}.address", "a runner needs an address")
+    elif (problem := address_problem(config.address)) is not None:
+        collector.add(f"{field}.address", problem)
+    if config.HasField("timeout_s") and not (
+        0 < config.timeout_s <= MAX_RUNNER_TIMEOUT_S
+    ):
+        collector.add(
+            f"{field}.timeout_s",
+            "must be a positive number of seconds, at most "
+            f"{MAX_RUNNER_TIMEOUT_S:.0f}, got {config.timeout_s}",
+        )
 
 
 class _ConfigCache:

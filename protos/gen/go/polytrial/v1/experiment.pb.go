@@ -1285,7 +1285,9 @@ func (x *GenerationStrategy) GetSeed() int64 {
 // Where a runner service listens and how long to wait for it.
 type RunnerConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// gRPC target of the runner, for example "localhost:50061".
+	// Where the runner listens: `host:port` (port 1-65535, an IPv6 host in
+	// brackets) or `unix:/path`, at most 512 characters; anything else is
+	// INVALID_ARGUMENT. For example "localhost:50061".
 	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
 	// Deadline of each call to the runner, in seconds. Unset means 10; must be
 	// greater than 0 and at most 3600 (1 hour), else INVALID_ARGUMENT.
@@ -1345,7 +1347,8 @@ type MetricSource struct {
 	MetricName string `protobuf:"bytes,1,opt,name=metric_name,json=metricName,proto3" json:"metric_name,omitempty"`
 	// The kind of source.
 	Kind MetricSourceKind `protobuf:"varint,2,opt,name=kind,proto3,enum=polytrial.v1.MetricSourceKind" json:"kind,omitempty"`
-	// Address of the metric service; only for METRIC_SOURCE_KIND_SERVICE.
+	// Address of the metric service, in the form of RunnerConfig.address; only
+	// for METRIC_SOURCE_KIND_SERVICE.
 	Address       string `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -722,7 +722,10 @@ class RunnerConfig(_message.Message):
     ADDRESS_FIELD_NUMBER: _builtins.int
     TIMEOUT_S_FIELD_NUMBER: _builtins.int
     address: _builtins.str
-    """gRPC target of the runner, for example "localhost:50061"."""
+    """Where the runner listens: `host:port` (port 1-65535, an IPv6 host in
+    brackets) or `unix:/path`, at most 512 characters; anything else is
+    INVALID_ARGUMENT. For example "localhost:50061".
+    """
     timeout_s: _builtins.float
     """Deadline of each call to the runner, in seconds. Unset means 10; must be
     greater than 0 and at most 3600 (1 hour), else INVALID_ARGUMENT.
@@ -757,7 +760,9 @@ class MetricSource(_message.Message):
     kind: Global___MetricSourceKind.ValueType
     """The kind of source."""
     address: _builtins.str
-    """Address of the metric service; only for METRIC_SOURCE_KIND_SERVICE."""
+    """Address of the metric service, in the form of RunnerConfig.address; only
+    for METRIC_SOURCE_KIND_SERVICE.
+    """
     def __init__(
         self,
         *,

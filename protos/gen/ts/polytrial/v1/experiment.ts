@@ -451,7 +451,11 @@ export interface GenerationStrategy {
 
 /** Where a runner service listens and how long to wait for it. */
 export interface RunnerConfig {
-  /** gRPC target of the runner, for example "localhost:50061". */
+  /**
+   * Where the runner listens: `host:port` (port 1-65535, an IPv6 host in
+   * brackets) or `unix:/path`, at most 512 characters; anything else is
+   * INVALID_ARGUMENT. For example "localhost:50061".
+   */
   address: string;
   /**
    * Deadline of each call to the runner, in seconds. Unset means 10; must be
@@ -466,7 +470,10 @@ export interface MetricSource {
   metricName: string;
   /** The kind of source. */
   kind: MetricSourceKind;
-  /** Address of the metric service; only for METRIC_SOURCE_KIND_SERVICE. */
+  /**
+   * Address of the metric service, in the form of RunnerConfig.address; only
+   * for METRIC_SOURCE_KIND_SERVICE.
+   */
   address: string;
 }
 
