@@ -2,6 +2,7 @@
 
     experiments/{experiment_id}
     experiments/{experiment_id}/trials/{trial_index}
+    experiments/{experiment_id}/orchestration
 
 An experiment id is one path segment: 1-63 characters of lowercase letters,
 digits, `-` and `_`, starting with a letter. A trial index is a non-negative
@@ -17,6 +18,7 @@ from polytrial.server.errors import InvalidArgument
 EXPERIMENT_ID_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _EXPERIMENT_NAME = re.compile(r"^experiments/([^/]+)$")
 _TRIAL_NAME = re.compile(r"^experiments/([^/]+)/trials/([^/]+)$")
+_ORCHESTRATION_NAME = re.compile(r"^experiments/([^/]+)/orchestration$")
 _TRIAL_INDEX = re.compile(r"^(0|[1-9][0-9]{0,17})$")
 
 
@@ -76,3 +78,24 @@ def parse_trial_name(name: str, *, field: str = "name") -> tuple[str, int]:
         )
     experiment_id = validate_experiment_id(match.group(1), field=field)
     return experiment_id, int(match.group(2))
+
+
+def orchestration_name(experiment_id: str) -> str:
+    """Formats `experiments/{experiment_id}/orchestration`."""
+    return f"experiments/{experiment_id}/orchestration"
+
+
+def parse_orchestration_name(name: str, *, field: str = "name") -> str:
+    """Returns the experiment id of `experiments/{experiment_id}/orchestration`.
+
+    Raises:
+        InvalidArgument: the name is not an orchestration name (INVALID_ARGUMENT).
+    """
+    match = _ORCHESTRATION_NAME.match(name)
+    if match is None:
+        raise InvalidArgument(
+            f"{name!r} is not an orchestration name of the form "
+            "'experiments/{experiment_id}/orchestration'",
+            field=field,
+        )
+    return validate_experiment_id(match.group(1), field=field)

@@ -21,7 +21,7 @@ from polytrial.server.runners.client import (
     RunnerClient,
     RunnerTarget,
 )
-from polytrial.server.runners.deployment import Deployments
+from polytrial.server.runners.deployment import Deployments, RefreshOutcome
 from polytrial.server.runners.messages import MAX_RUN_METADATA_BYTES, deployment_key
 from polytrial.server.storage import Database
 
@@ -49,6 +49,7 @@ __all__ = [
     "MAX_RUN_METADATA_BYTES",
     "ChannelPool",
     "Deployments",
+    "RefreshOutcome",
     "RetryPolicy",
     "RunnerCallError",
     "RunnerClient",

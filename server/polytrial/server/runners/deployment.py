@@ -99,6 +99,27 @@ class _Deployment:
     message: pb.RunnerTrial | None = None
 
 
+@dataclass(frozen=True)
+class RefreshOutcome:
+    """What one refresh saw, beyond the trial as stored after it.
+
+    Attributes:
+        trial: The trial as stored after the refresh.
+        polled_state: The `RunnerTrialState` the runner reported, or None
+            when it cannot be polled (UNIMPLEMENTED) or the trial was not
+            STAGED or RUNNING.
+        unknown_metrics: Names of metrics the runner (or a metric service)
+            sent that it is not the source of; their data was dropped.
+        dropped: Why fetched observations were refused (for example a NaN
+            mean); they were not stored.
+    """
+
+    trial: TrialRecord
+    polled_state: int | None = None
+    unknown_metrics: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
+
+
 @dataclass
 class _Deployed:
     """A deployed trial as step 1 of a stop or refresh reads it."""
@@ -422,6 +443,13 @@ class Deployments:
     def refresh(self, experiment_id: str, trial_index: int) -> TrialRecord:
         """Polls a deployed trial's runner, fetches its data and stores changes.
 
+        `refresh_outcome` without the outcome's details; see there.
+        """
+        return self.refresh_outcome(experiment_id, trial_index).trial
+
+    def refresh_outcome(self, experiment_id: str, trial_index: int) -> RefreshOutcome:
+        """Polls a deployed trial's runner, fetches its data and stores changes.
+
         Polled STAGED keeps the trial; RUNNING moves a STAGED trial on;
         COMPLETED completes it once every arm has final data for every
         objective (until then it stays RUNNING); FAILED fails it with the
@@ -442,7 +470,7 @@ class Deployments:
         # Step 1: read the deployed trial.
         trial, deployed = self._read_deployed(experiment_id, trial_index)
         if deployed is None:
-            return trial
+            return RefreshOutcome(trial)
         label = _trial_label(experiment_id, trial_index)
 
         # Step 2: poll and fetch, holding no transaction.
@@ -452,14 +480,17 @@ class Deployments:
         except RunnerCallError as error:
             if not error.unimplemented:
                 raise _as_domain_error(label, error) from error
-        fetched = self._fetch(deployed)
+        unknown: list[str] = []
+        fetched = self._fetch(deployed, unknown)
+        dropped: list[str] = []
 
         # Step 3: store new data and the status the runner reports.
         def store(repo: Repository) -> TrialRecord:
             trial, config = _lock_same(repo, experiment_id, trial_index, deployed.key)
             if trial.status not in DEPLOYED:
                 return trial
-            self._add_valid(repo, config, trial, fetched)
+            dropped.clear()  # the transaction may run again
+            self._add_valid(repo, config, trial, fetched, dropped)
             if polled is not None:
                 now = _now()
                 _apply_polled(config, trial, polled, now=now)
@@ -474,7 +505,12 @@ class Deployments:
             logging.INFO if trial.status is not deployed.trial.status else logging.DEBUG
         )
         logger.log(level, "%s refreshed: %s", label, trial.status.name)
-        return trial
+        return RefreshOutcome(
+            trial,
+            polled.state if polled is not None else None,
+            tuple(sorted(set(unknown))),
+            tuple(dropped),
+        )
 
     # Helpers ---------------------------------------------------------------
 
@@ -496,11 +532,14 @@ class Deployments:
 
         return self.db.run(read, write=False)
 
-    def _fetch(self, deployed: _Deployed) -> list[ObservationRecord]:
+    def _fetch(
+        self, deployed: _Deployed, unknown: list[str] | None = None
+    ) -> list[ObservationRecord]:
         """Fetches each metric from its source (runner or metric service).
 
         Metrics reported by clients are not fetched. A source that does not
-        implement FetchTrialData is skipped.
+        implement FetchTrialData is skipped. Names of metrics a source sent
+        but is not the source of are appended to `unknown`.
 
         Raises:
             Unavailable, DeadlineExceeded, FailedPrecondition: a source failed.
@@ -527,6 +566,8 @@ class Deployments:
                 if obs.metric_name in names:
                     found.append(obs)
                 else:
+                    if unknown is not None:
+                        unknown.append(obs.metric_name)
                     logger.warning(
                         "%s: %s sent metric %r, which it is not the source of; dropped",
                         label,
@@ -548,11 +589,13 @@ class Deployments:
         config: ExperimentConfig,
         trial: TrialRecord,
         fetched: Sequence[ObservationRecord],
+        dropped: list[str] | None = None,
     ) -> None:
         """Stores the fetched observations that are new and valid.
 
         No more than `MAX_OBSERVATIONS_PER_TRIAL` are ever stored: the excess
-        is dropped with a warning and noted in the trial's status reason.
+        is dropped with a warning and noted in the trial's status reason. Why
+        an invalid observation was refused is appended to `dropped`.
         """
         label = _trial_label(trial.experiment_id, trial.index)
         room = MAX_OBSERVATIONS_PER_TRIAL - len(trial.observations)
@@ -574,6 +617,8 @@ class Deployments:
                 logger.warning(
                     "%s: fetched observation dropped: %s", label, error.message
                 )
+                if dropped is not None:
+                    dropped.append(error.message)
                 continue
             valid.append(obs)
         if valid:
