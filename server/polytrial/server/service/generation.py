@@ -1,11 +1,14 @@
 """The bounded pool where model-based generations run, off the RPC threads.
 
-    suggest (RPC thread, experiment row locked)
-        engine.uses_model? no  -> engine.generate inline (Sobol, sub-millisecond)
+    suggest (RPC thread)
+        engine.uses_model? no  -> engine.generate inline, in the transaction
+                                  (Sobol, sub-millisecond)
                            yes -> GenerationPool: queue for one of N slots,
                                   fit and acquire on a pool thread; the RPC
-                                  thread waits at most the call's remaining
-                                  deadline, then stores nothing
+                                  thread holds the experiment's generation
+                                  lease (no transaction), renews it while it
+                                  waits, and waits at most the call's
+                                  remaining deadline, then stores nothing
 
 The limit bounds how many model fits a server process runs at once, so a burst
 of suggests on many experiments cannot take every core (or every RPC thread)
@@ -85,6 +88,8 @@ class GenerationPool:
         *,
         experiment_id: str,
         time_remaining: Callable[[], float | None] = no_deadline,
+        heartbeat: Callable[[], None] | None = None,
+        heartbeat_every_s: float = 10.0,
     ) -> GenerationResult:
         """Runs `engine.generate(request)`: in the pool when it fits a model.
 
@@ -97,6 +102,10 @@ class GenerationPool:
             experiment_id: For the log lines.
             time_remaining: Seconds the caller still waits (None: no limit),
                 read once when the generation is queued.
+            heartbeat: Called every `heartbeat_every_s` while the caller
+                waits (the suggest path renews its lease with it); what it
+                raises ends the wait and is raised here.
+            heartbeat_every_s: Seconds between heartbeats.
 
         Raises:
             DeadlineExceeded: the caller's time ran out before the generation
@@ -119,12 +128,20 @@ class GenerationPool:
             work,
             what=f"experiment {experiment_id} generation",
             timeout_s=time_remaining(),
+            heartbeat=heartbeat,
+            heartbeat_every_s=heartbeat_every_s,
         )
         result.details["queue_wait_s"] = round(queue_wait_s, 4)
         return result
 
     def run(
-        self, work: Callable[[], T], *, what: str, timeout_s: float | None = None
+        self,
+        work: Callable[[], T],
+        *,
+        what: str,
+        timeout_s: float | None = None,
+        heartbeat: Callable[[], None] | None = None,
+        heartbeat_every_s: float = 10.0,
     ) -> tuple[T, float]:
         """Runs `work` in a slot and waits up to `timeout_s` for its result.
 
@@ -132,6 +149,10 @@ class GenerationPool:
             work: The job; its exceptions are re-raised here.
             what: Names the job in log lines and errors.
             timeout_s: Seconds to wait in all (None: no limit).
+            heartbeat: Called every `heartbeat_every_s` of waiting; an
+                exception from it abandons the job (as a deadline does) and
+                is raised here.
+            heartbeat_every_s: Seconds between heartbeats.
 
         Returns:
             The job's result and the seconds it waited for a slot.
@@ -174,7 +195,8 @@ class GenerationPool:
                 raise Unavailable(f"{what}: the server is shutting down") from error
             self._waiting += 1
         try:
-            return future.result(timeout=timeout_s), waited[0]
+            result = self._wait(future, timeout_s, heartbeat, heartbeat_every_s)
+            return result, waited[0]
         except futures.TimeoutError as error:
             if future.cancel():
                 with self._lock:
@@ -194,6 +216,39 @@ class GenerationPool:
             with self._lock:
                 self._waiting -= 1
             raise Unavailable(f"{what}: the server is shutting down") from error
+
+    def _wait(
+        self,
+        future: futures.Future[T],
+        timeout_s: float | None,
+        heartbeat: Callable[[], None] | None,
+        heartbeat_every_s: float,
+    ) -> T:
+        """Waits for `future` up to `timeout_s`, calling `heartbeat` between slices.
+
+        Raises:
+            futures.TimeoutError: `timeout_s` passed first.
+            Whatever `heartbeat` raises (the job is then cancelled if queued).
+        """
+        if heartbeat is None:
+            return future.result(timeout=timeout_s)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            slice_s = heartbeat_every_s
+            if deadline is not None:
+                slice_s = min(slice_s, max(deadline - time.monotonic(), 0.0))
+            try:
+                return future.result(timeout=slice_s)
+            except futures.TimeoutError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+            try:
+                heartbeat()
+            except BaseException:
+                if future.cancel():
+                    with self._lock:
+                        self._waiting -= 1
+                raise
 
     def shutdown(self) -> None:
         """Drops queued generations and waits for the running ones to end."""

@@ -2,7 +2,9 @@
 
 Every mutation is one short transaction that first locks what it changes (the
 experiment row for new trials, the trial row for a status change), so several
-server processes on one PostgreSQL database stay consistent. A refused request
+server processes on one PostgreSQL database stay consistent. The one longer
+step, a model fit, runs between two such transactions under the experiment's
+generation lease (`service.lease`). A refused request
 raises before the transaction commits and therefore stores nothing.
 
 Expired trials: a RUNNING trial with a time-to-live that passed its expiry is
@@ -25,6 +27,7 @@ import hashlib
 import json
 import logging
 import math
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,8 +42,14 @@ from polytrial.server.engine.types import (
     Parameterization,
     ParameterValue,
 )
-from polytrial.server.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from polytrial.server.service import lifecycle
+from polytrial.server.errors import (
+    Aborted,
+    AlreadyExists,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+)
+from polytrial.server.service import lease, lifecycle
 from polytrial.server.service.config import ExperimentConfig, load_config
 from polytrial.server.service.generation import GenerationPool, no_deadline
 from polytrial.server.service.observations import check_observations
@@ -65,10 +74,14 @@ from polytrial.server.storage import (
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MAX_SUGGEST_COUNT = 100
+# Model-based suggestions generate again when an arm attached while the model
+# ran collides with theirs; after this many tries the caller gets ABORTED.
+MAX_SUGGEST_ATTEMPTS = 3
 MAX_ARMS_PER_TRIAL = 100
 MAX_REQUEST_ID_LENGTH = 255
 # A space this many times larger than the arms taken is generated in
@@ -135,6 +148,40 @@ def _lost_error(trial: TrialRecord, action: str) -> FailedPrecondition:
         reason="TRIAL_LOST",
         metadata={"trial": name, "status": trial.status.name},
     )
+
+
+@dataclass
+class _LeaseStep:
+    """A first suggest transaction that did not store trials.
+
+    Attributes:
+        lost: Trials it found lost (and committed as FAILED).
+        seq: The experiment's incarnation, checked again when storing.
+        generation: The model's request when the lease was taken; None when
+            another suggestion holds it.
+    """
+
+    lost: list[int]
+    seq: int
+    generation: GenerationRequest | None
+
+
+def _check_lease(experiment: ExperimentRecord, seq: int, token: str) -> None:
+    """Raises Aborted unless `token` still holds this incarnation's lease."""
+    name = resources.experiment_name(experiment.experiment_id)
+    if experiment.seq != seq:
+        raise Aborted(
+            f"experiment {name} was deleted and created again while arms were "
+            "generated for it; nothing was stored",
+            reason="EXPERIMENT_RECREATED",
+        )
+    if experiment.generation_lease != token:
+        raise Aborted(
+            f"experiment {name}: this suggestion's generation lease lapsed "
+            f"(not renewed within {lease.LEASE_S:.0f} s) and another suggestion "
+            "took it; nothing was stored, retry",
+            reason="LEASE_LOST",
+        )
 
 
 def _sobol_only(config: ExperimentConfig, trials_generated: int) -> bool:
@@ -314,15 +361,13 @@ class Trials:
         CANDIDATE when it has one. No suggested arm repeats an arm of a trial
         that is not FAILED or ABANDONED.
 
-        The experiment row stays locked while the engine generates: that is
-        what serializes suggestions per experiment, across replicas too, so
-        each sees the arms the one before it made as pending. For Sobol it is
-        short; Bayesian optimization holds it (and a database connection) for
-        the queue wait and the model fit, so a second suggest or an attach on
-        the same experiment waits that long, and on SQLite, where a write
-        locks the whole file, so do all other writes. Model fits run in
-        `self.generations`, off the calling thread, for at most
-        `time_remaining()` seconds.
+        Suggestions on one experiment take turns, across replicas too, so
+        each sees the arms the one before it made as pending: Sobol under the
+        experiment row lock of one short transaction, a model fit under the
+        experiment's generation lease (`service.lease`) with no transaction
+        open, so attaching, completing and every other experiment's calls go
+        on meanwhile. Model fits run in `self.generations`, off the calling
+        thread, for at most `time_remaining()` seconds.
 
         Raises:
             InvalidArgument: count out of range, a bad pinned parameter, or a
@@ -332,7 +377,11 @@ class Trials:
                 (FAILED_PRECONDITION).
             DeadlineExceeded: raised by `still_wanted`, called just before the
                 commit, when the call ended, or when `time_remaining` ran out
-                during the model fit; nothing is stored.
+                during the model fit or while another suggestion held the
+                lease; nothing is stored.
+            Aborted: the lease lapsed during the fit and another suggestion
+                took it, or the experiment was re-created meanwhile; nothing
+                is stored (ABORTED, the caller may retry).
             Unavailable: the server stopped while the fit was queued
                 (UNAVAILABLE).
         """
@@ -350,61 +399,18 @@ class Trials:
             {"count": count, "batch": batch, "pinned": pinned or {}, "ttl_s": ttl_s},
         )
 
-        def work(repo: Repository) -> tuple[list[TrialRecord], list[int], bool]:
-            # The experiment row lock taken here is the suggestion lock: it
-            # serializes suggestions (and attachments) per experiment across
-            # replicas and is held until this transaction commits, through the
-            # generation below. Nothing outside the database happens under it.
-            now = _now()
-            experiment = repo.get_experiment(
-                experiment_id, for_update=True, with_counts=False
-            )
-            replay = self._replay(repo, experiment_id, method, request_id, fingerprint)
-            if replay is not None:
-                return replay, [], True
-            config = load_config(experiment)
-            pins = config.search_space.validate_parameterization(
-                dict(pinned or {}), field="pinned_parameters", partial=True
-            )
-            lost = repo.fail_expired_trials(experiment_id, now=now)
-            result = self._generate(
-                repo, experiment, config, pins, count, time_remaining
-            )
-
-            groups = [result.arms] if batch else [[arm] for arm in result.arms]
-            first = repo.allocate_trial_indices(experiment_id, len(groups))
-            created = []
-            for offset, arms in enumerate(groups):
-                record = self._new_trial(
-                    config,
-                    experiment_id,
-                    first + offset,
-                    arms,
-                    [1.0] * len(arms),
-                    is_batch=batch,
-                    now=now,
-                    ttl_s=ttl_s,
-                )
-                record.generator = result.generator
-                record.num_observations = result.num_observations
-                record.generation_details = dict(result.details)
-                repo.add_trial(record)
-                created.append(record)
-            repo.set_generation_counters(
-                experiment_id,
-                sobol_draws=result.sobol_draws,
-                trials_generated=experiment.trials_generated + len(groups),
-            )
-            self._remember(
-                repo, experiment_id, method, request_id, created, now, fingerprint
-            )
-            # Last, before the commit: a caller that gave up never sees these
-            # trials, so they must not be stored (generation can be slow).
-            still_wanted()
-            return created, lost, False
-
-        created, lost, replayed = self._run_idempotent(
-            work, experiment_id, method, request_id, fingerprint
+        token = uuid.uuid4().hex
+        created, lost, replayed = self._suggest_in_turn(
+            experiment_id,
+            token,
+            count=count,
+            batch=batch,
+            pinned=pinned,
+            ttl_s=ttl_s,
+            request_id=request_id,
+            fingerprint=fingerprint,
+            still_wanted=still_wanted,
+            time_remaining=time_remaining,
         )
         self._log_lost(experiment_id, lost)
         if not replayed:
@@ -853,16 +859,341 @@ class Trials:
             expire_time=lifecycle.expiry(now, ttl_s) if running else None,
         )
 
-    def _generate(
+    def _suggest_in_turn(
+        self,
+        experiment_id: str,
+        token: str,
+        *,
+        count: int,
+        batch: bool,
+        pinned: Mapping[str, ParameterValue] | None,
+        ttl_s: float,
+        request_id: str,
+        fingerprint: str,
+        still_wanted: Callable[[], None],
+        time_remaining: Callable[[], float | None],
+    ) -> tuple[list[TrialRecord], list[int], bool]:
+        """Waits for the experiment's generation lease, generates, stores.
+
+        Sobol (and any generation without a model) runs inside one short
+        transaction under the experiment row lock. A model fit takes the
+        lease in one transaction, runs with no transaction open, and stores
+        its trials in a second one that checks the lease is still its own.
+        A suggestion that finds another's live lease commits what it found
+        lost and polls until the lease is free or its call ends.
+
+        Returns:
+            The trials, the indices of trials found lost, and whether the
+            trials are a replay of an earlier request with the same id.
+        """
+        method = "SuggestTrials"
+        backoff = lease.Backoff()
+        lost: list[int] = []
+        for _attempt in range(MAX_SUGGEST_ATTEMPTS):
+            step = self._run_idempotent(
+                lambda repo: self._suggest_or_take_lease(
+                    repo,
+                    experiment_id,
+                    token,
+                    count=count,
+                    batch=batch,
+                    pinned=pinned,
+                    ttl_s=ttl_s,
+                    request_id=request_id,
+                    fingerprint=fingerprint,
+                    still_wanted=still_wanted,
+                ),
+                experiment_id,
+                method,
+                request_id,
+                fingerprint,
+            )
+            if isinstance(step, tuple):
+                return step[0], lost + step[1], step[2]
+            lost += step.lost
+            if step.generation is None:
+                self._wait_for_lease(
+                    experiment_id, backoff, still_wanted, time_remaining
+                )
+                continue
+
+            result = self._generate_under_lease(
+                experiment_id, step.seq, token, step.generation, time_remaining
+            )
+            stored = self._store_under_lease(
+                experiment_id,
+                step.seq,
+                token,
+                result,
+                batch=batch,
+                ttl_s=ttl_s,
+                request_id=request_id,
+                fingerprint=fingerprint,
+                still_wanted=still_wanted,
+            )
+            if stored is not None:
+                return stored[0], lost + stored[1], stored[2]
+            logger.info(
+                "experiment %s: an arm of the new suggestion was attached meanwhile; "
+                "generating again",
+                experiment_id,
+            )
+        self._release_lease(experiment_id, token)
+        raise Aborted(
+            f"experiment {resources.experiment_name(experiment_id)}: arms attached "
+            "concurrently kept colliding with the suggested ones; nothing was "
+            "stored, retry",
+            reason="SUGGESTION_CONFLICT",
+        )
+
+    def _suggest_or_take_lease(
+        self,
+        repo: Repository,
+        experiment_id: str,
+        token: str,
+        *,
+        count: int,
+        batch: bool,
+        pinned: Mapping[str, ParameterValue] | None,
+        ttl_s: float,
+        request_id: str,
+        fingerprint: str,
+        still_wanted: Callable[[], None],
+    ) -> tuple[list[TrialRecord], list[int], bool] | _LeaseStep:
+        """The first transaction of a suggestion (see `_suggest_in_turn`)."""
+        now = _now()
+        experiment = repo.get_experiment(
+            experiment_id, for_update=True, with_counts=False
+        )
+        replay = self._replay(
+            repo, experiment_id, "SuggestTrials", request_id, fingerprint
+        )
+        if replay is not None:
+            return replay, [], True
+        config = load_config(experiment)
+        pins = config.search_space.validate_parameterization(
+            dict(pinned or {}), field="pinned_parameters", partial=True
+        )
+        lost = repo.fail_expired_trials(experiment_id, now=now)
+        if lease.held_by_another(experiment, token, now):
+            return _LeaseStep(lost=lost, seq=experiment.seq, generation=None)
+
+        generated = self._quick_or_request(repo, experiment, config, pins, count)
+        if isinstance(generated, GenerationRequest):
+            repo.set_generation_lease(experiment_id, token, lease.lease_expiry(now))
+            return _LeaseStep(lost=lost, seq=experiment.seq, generation=generated)
+        created = self._store_suggested(
+            repo,
+            experiment,
+            config,
+            generated,
+            batch=batch,
+            ttl_s=ttl_s,
+            now=now,
+            request_id=request_id,
+            fingerprint=fingerprint,
+        )
+        # Last, before the commit: a caller that gave up never sees these
+        # trials, so they must not be stored.
+        still_wanted()
+        return created, lost, False
+
+    def _wait_for_lease(
+        self,
+        experiment_id: str,
+        backoff: lease.Backoff,
+        still_wanted: Callable[[], None],
+        time_remaining: Callable[[], float | None],
+    ) -> None:
+        """Sleeps before the next look at another suggestion's lease.
+
+        Raises:
+            DeadlineExceeded: the call ended or its time ran out first; nothing
+                was stored.
+        """
+        still_wanted()
+        delay = backoff.next_delay()
+        remaining = time_remaining()
+        if remaining is not None and remaining <= delay:
+            raise DeadlineExceeded(
+                f"experiment {resources.experiment_name(experiment_id)}: another "
+                "suggestion was still generating arms when the call's deadline "
+                "passed; nothing was stored",
+                reason="CALL_ENDED",
+            )
+        logger.debug(
+            "experiment %s: waiting %.3f s for another suggestion's generation lease",
+            experiment_id,
+            delay,
+        )
+        backoff.sleep(delay)
+
+    def _generate_under_lease(
+        self,
+        experiment_id: str,
+        seq: int,
+        token: str,
+        request: GenerationRequest,
+        time_remaining: Callable[[], float | None],
+    ) -> GenerationResult:
+        """Runs the model in the generation pool, renewing the lease meanwhile.
+
+        The lease is freed when generation fails, so the next suggestion need
+        not wait for it to lapse.
+        """
+
+        def renew() -> None:
+            def work(repo: Repository) -> None:
+                experiment = repo.get_experiment(
+                    experiment_id, for_update=True, with_counts=False
+                )
+                _check_lease(experiment, seq, token)
+                repo.set_generation_lease(
+                    experiment_id, token, lease.lease_expiry(_now())
+                )
+
+            self.db.run(work)
+
+        try:
+            return self.generations.generate(
+                request,
+                experiment_id=experiment_id,
+                time_remaining=time_remaining,
+                heartbeat=renew,
+                heartbeat_every_s=lease.RENEW_EVERY_S,
+            )
+        except BaseException:
+            self._release_lease(experiment_id, token)
+            raise
+
+    def _store_under_lease(
+        self,
+        experiment_id: str,
+        seq: int,
+        token: str,
+        result: GenerationResult,
+        *,
+        batch: bool,
+        ttl_s: float,
+        request_id: str,
+        fingerprint: str,
+        still_wanted: Callable[[], None],
+    ) -> tuple[list[TrialRecord], list[int], bool] | None:
+        """The second transaction of a model-based suggestion.
+
+        Returns None, keeping the lease, when an arm was attached by another
+        call while the model ran; the caller then generates again.
+        """
+        method = "SuggestTrials"
+
+        def work(repo: Repository) -> tuple[list[TrialRecord], list[int], bool] | None:
+            now = _now()
+            experiment = repo.get_experiment(
+                experiment_id, for_update=True, with_counts=False
+            )
+            _check_lease(experiment, seq, token)
+            config = load_config(experiment)
+            keys = [config.search_space.arm_key(arm) for arm in result.arms]
+            if repo.taken_arm_keys(experiment_id, keys, lifecycle.LIVE_OR_DONE):
+                return None
+            repo.set_generation_lease(experiment_id, "", None)
+            created = self._store_suggested(
+                repo,
+                experiment,
+                config,
+                result,
+                batch=batch,
+                ttl_s=ttl_s,
+                now=now,
+                request_id=request_id,
+                fingerprint=fingerprint,
+            )
+            still_wanted()
+            return created, [], False
+
+        try:
+            stored = self._run_idempotent(
+                work, experiment_id, method, request_id, fingerprint
+            )
+        except BaseException:
+            self._release_lease(experiment_id, token)
+            raise
+        return stored
+
+    def _release_lease(self, experiment_id: str, token: str) -> None:
+        """Frees the lease if `token` still holds it (best effort, never raises)."""
+
+        def work(repo: Repository) -> None:
+            experiment = repo.get_experiment(
+                experiment_id, for_update=True, with_counts=False
+            )
+            if experiment.generation_lease == token:
+                repo.set_generation_lease(experiment_id, "", None)
+
+        try:
+            self.db.run(work)
+        except Exception as error:  # the lease then lapses by itself
+            logger.warning(
+                "experiment %s: could not free the generation lease (%s); it "
+                "lapses within %.0f s",
+                experiment_id,
+                error,
+                lease.LEASE_S,
+            )
+
+    def _store_suggested(
+        self,
+        repo: Repository,
+        experiment: ExperimentRecord,
+        config: ExperimentConfig,
+        result: GenerationResult,
+        *,
+        batch: bool,
+        ttl_s: float,
+        now: datetime,
+        request_id: str,
+        fingerprint: str,
+    ) -> list[TrialRecord]:
+        """Stores generated arms as new trials and advances the counters."""
+        experiment_id = experiment.experiment_id
+        groups = [result.arms] if batch else [[arm] for arm in result.arms]
+        first = repo.allocate_trial_indices(experiment_id, len(groups))
+        created = []
+        for offset, arms in enumerate(groups):
+            record = self._new_trial(
+                config,
+                experiment_id,
+                first + offset,
+                arms,
+                [1.0] * len(arms),
+                is_batch=batch,
+                now=now,
+                ttl_s=ttl_s,
+            )
+            record.generator = result.generator
+            record.num_observations = result.num_observations
+            record.generation_details = dict(result.details)
+            repo.add_trial(record)
+            created.append(record)
+        repo.set_generation_counters(
+            experiment_id,
+            sobol_draws=result.sobol_draws,
+            trials_generated=experiment.trials_generated + len(groups),
+        )
+        self._remember(
+            repo, experiment_id, "SuggestTrials", request_id, created, now, fingerprint
+        )
+        return created
+
+    def _quick_or_request(
         self,
         repo: Repository,
         experiment: ExperimentRecord,
         config: ExperimentConfig,
         pins: Parameterization,
         count: int,
-        time_remaining: Callable[[], float | None] = no_deadline,
-    ) -> GenerationResult:
-        """Runs the engine on the experiment's history (under the suggestion lock).
+    ) -> GenerationResult | GenerationRequest:
+        """Generates at once when no model is needed; else the model's request.
 
         When the next arms are Sobol for certain, the history is only the set
         of arm keys already taken, and for a space much larger than that not
@@ -905,28 +1236,27 @@ class Trials:
             excluded = repo.arm_keys(experiment_id, taken)
             return engine.generate(request(excluded, [], []))
 
-        # The model's path: the full history, and the fit in the bounded pool
-        # (Sobol answers here too while an objective has no data).
+        # The model's path needs the full history (and answers with Sobol while
+        # an objective has no data).
         trials = repo.list_trials(experiment_id)
-        return self.generations.generate(
-            request(
-                {
-                    arm.key
-                    for trial in trials
-                    if trial.status in lifecycle.LIVE_OR_DONE
-                    for arm in trial.arms
-                },
-                observed_arms(trials),
-                [
-                    dict(arm.parameters)
-                    for trial in trials
-                    if trial.status in lifecycle.PENDING
-                    for arm in trial.arms
-                ],
-            ),
-            experiment_id=experiment_id,
-            time_remaining=time_remaining,
+        full = request(
+            {
+                arm.key
+                for trial in trials
+                if trial.status in lifecycle.LIVE_OR_DONE
+                for arm in trial.arms
+            },
+            observed_arms(trials),
+            [
+                dict(arm.parameters)
+                for trial in trials
+                if trial.status in lifecycle.PENDING
+                for arm in trial.arms
+            ],
         )
+        if engine.uses_model(full):
+            return full
+        return engine.generate(full)
 
     @staticmethod
     def _expire_if_lost(repo: Repository, trial: TrialRecord, now: datetime) -> bool:
@@ -1000,12 +1330,12 @@ class Trials:
 
     def _run_idempotent(
         self,
-        work: Callable[[Repository], tuple[list[TrialRecord], list[int], bool]],
+        work: Callable[[Repository], R],
         experiment_id: str,
         method: str,
         request_id: str,
         fingerprint: str,
-    ) -> tuple[list[TrialRecord], list[int], bool]:
+    ) -> R | tuple[list[TrialRecord], list[int], bool]:
         try:
             return self.db.run(work)
         except AlreadyExists:

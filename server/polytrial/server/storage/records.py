@@ -43,7 +43,12 @@ class ExperimentRecord:
         sobol_draws: Sobol points consumed so far.
         trials_generated: Trials made by the generator (not attached).
         trial_counts: Number of trials by status name.
-        seq: Creation order, used as the listing cursor.
+        seq: Creation order, used as the listing cursor. A deleted and
+            re-created experiment gets a new one, so it also tells the two
+            apart.
+        generation_lease: The token of the suggestion generating arms for this
+            experiment right now ("" when none).
+        generation_lease_expire_time: When that lease lapses unless renewed.
     """
 
     experiment_id: str
@@ -57,6 +62,8 @@ class ExperimentRecord:
     trials_generated: int = 0
     trial_counts: dict[str, int] = field(default_factory=dict)
     seq: int = 0
+    generation_lease: str = ""
+    generation_lease_expire_time: datetime | None = None
 
 
 @dataclass

@@ -82,6 +82,14 @@ _SET_COUNTERS = (
         trials_generated=bindparam("b_trials_generated"),
     )
 )
+_SET_LEASE = (
+    update(_E)
+    .where(_E.c.pk == bindparam("b_pk"))
+    .values(
+        generation_lease=bindparam("b_lease"),
+        generation_lease_expire_time=bindparam("b_expire"),
+    )
+)
 _SELECT_TRIAL = select(_T).where(
     _T.c.experiment_pk == bindparam("pk"), _T.c.trial_index == bindparam("index")
 )
@@ -340,6 +348,17 @@ class Repository:
             b_pk=self._pk(experiment_id),
             b_sobol_draws=sobol_draws,
             b_trials_generated=trials_generated,
+        )
+
+    def set_generation_lease(
+        self, experiment_id: str, token: str, expire_time: datetime | None
+    ) -> None:
+        """Gives the generation lease to `token` until `expire_time` ("" frees it)."""
+        self._run(
+            _SET_LEASE,
+            b_pk=self._pk(experiment_id),
+            b_lease=token,
+            b_expire=expire_time,
         )
 
     def allocate_trial_indices(self, experiment_id: str, count: int) -> int:
@@ -758,6 +777,8 @@ class Repository:
             trials_generated=row.trials_generated,
             trial_counts=dict(counts),
             seq=row.pk,
+            generation_lease=row.generation_lease,
+            generation_lease_expire_time=row.generation_lease_expire_time,
         )
 
     def _trial_records(

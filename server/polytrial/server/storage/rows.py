@@ -83,6 +83,11 @@ class ExperimentRow(Base):
     next_trial_index: Mapped[int] = mapped_column(BigInteger, default=0)
     sobol_draws: Mapped[int] = mapped_column(BigInteger, default=0)
     trials_generated: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Who may generate arms right now, and until when (see service.trials).
+    generation_lease: Mapped[str] = mapped_column(String(64), default="")
+    generation_lease_expire_time: Mapped[datetime | None] = mapped_column(
+        UtcDateTime, nullable=True
+    )
 
 
 class TrialRow(Base):
