@@ -54,8 +54,8 @@ def one_slot(db_url: str) -> Iterator[tuple[PolytrialServer, Api]]:
 def one_slot_postgres(postgres_url: str) -> Iterator[tuple[PolytrialServer, Api]]:
     """The same on PostgreSQL, where suggests on two experiments can overlap.
 
-    (SQLite holds its one write lock through a suggest's transaction, so there
-    two experiments' suggests take turns whatever the pool allows.)
+    (Suggests that block each other in the database would pass this test for
+    the wrong reason; PostgreSQL's row locks never do.)
     """
     yield from _serve_one_slot(postgres_url)
 
@@ -249,3 +249,38 @@ def test_a_stopped_pool_refuses_new_generations_as_unavailable() -> None:
 
     with pytest.raises(Unavailable, match="shutting down"):
         pool.run(lambda: None, what="late job")
+
+
+def test_heartbeat_runs_while_waiting_and_its_error_ends_the_wait() -> None:
+    pool = GenerationPool(1)
+    release = threading.Event()
+    beats: list[float] = []
+
+    def slow() -> str:
+        release.wait(timeout=60)
+        return "done"
+
+    def beat() -> None:
+        beats.append(time.monotonic())
+        if len(beats) == 3:
+            release.set()
+
+    class LeaseLost(Exception):
+        pass
+
+    def failing_beat() -> None:
+        raise LeaseLost("the lease went to another suggestion")
+
+    try:
+        result, _ = pool.run(
+            slow, what="beating", heartbeat=beat, heartbeat_every_s=0.02
+        )
+        release.clear()
+        with pytest.raises(LeaseLost):
+            pool.run(slow, what="lost", heartbeat=failing_beat, heartbeat_every_s=0.02)
+    finally:
+        release.set()
+        pool.shutdown()
+
+    assert result == "done"
+    assert len(beats) >= 3

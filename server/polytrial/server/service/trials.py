@@ -889,7 +889,8 @@ class Trials:
         method = "SuggestTrials"
         backoff = lease.Backoff()
         lost: list[int] = []
-        for _attempt in range(MAX_SUGGEST_ATTEMPTS):
+        collisions = 0
+        while collisions < MAX_SUGGEST_ATTEMPTS:
             step = self._run_idempotent(
                 lambda repo: self._suggest_or_take_lease(
                     repo,
@@ -933,6 +934,7 @@ class Trials:
             )
             if stored is not None:
                 return stored[0], lost + stored[1], stored[2]
+            collisions += 1
             logger.info(
                 "experiment %s: an arm of the new suggestion was attached meanwhile; "
                 "generating again",

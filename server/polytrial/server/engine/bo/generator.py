@@ -165,7 +165,7 @@ def _generate(request: GenerationRequest, started: float) -> GenerationResult:
     observed, history = select_history(
         request.observed, objectives, request.strategy.seed
     )
-    details: dict[str, Any] = {"history": history}
+    details: dict[str, Any] = {"history": history, "pending_arms": len(request.pending)}
 
     # Training data: objectives first, then outcome constraints that have data.
     outcomes: list[MetricData] = []
