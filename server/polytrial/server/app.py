@@ -3,8 +3,10 @@
 `create_server` builds everything, migrates the database and binds the
 address (port 0 picks a free port, which tests use), without starting;
 `PolytrialServer.start` and `stop` run and end it, together with the sweep
-that fails lost trials, and the bounded pool where model fits run
-(`service.generation`). `polytrial serve` (cli.py) is the process entry point.
+that fails lost trials, the bounded pool where model fits run
+(`service.generation`), and the server's runner client (closed on stop, which
+cancels runner calls still in flight once the grace period is over).
+`polytrial serve` (cli.py) is the process entry point.
 
 A request larger than `MAX_MESSAGE_BYTES` is refused by gRPC with
 RESOURCE_EXHAUSTED before any handler runs.
@@ -24,6 +26,7 @@ from polytrial.server.api import (
     ResultServicer,
     TrialServicer,
 )
+from polytrial.server.runners import RunnerClient
 from polytrial.server.service import (
     Experiments,
     LostTrialSweeper,
@@ -66,6 +69,7 @@ class PolytrialServer:
         address: The address as bound, with the real port.
         port: The real port.
         generations: The pool where model-based generations run.
+        runner_client: Calls runners for this server's handlers and sweep.
     """
 
     def __init__(
@@ -77,6 +81,8 @@ class PolytrialServer:
         port: int,
         sweeper: LostTrialSweeper | None = None,
         generations: GenerationPool | None = None,
+        runner_client: RunnerClient | None = None,
+        executor: futures.ThreadPoolExecutor | None = None,
     ) -> None:
         self.grpc_server = grpc_server
         self.db = db
@@ -85,6 +91,8 @@ class PolytrialServer:
         self.address = address
         self.port = port
         self._sweeper = sweeper
+        self.runner_client = runner_client or RunnerClient()
+        self._executor = executor
 
     def start(self) -> None:
         """Starts serving and reports SERVING on the health service."""
@@ -100,9 +108,17 @@ class PolytrialServer:
         )
 
     def stop(self, grace_s: float = DEFAULT_GRACE_S) -> None:
-        """Stops taking calls, lets running ones finish for `grace_s`, then closes."""
+        """Stops taking calls, lets running ones finish for `grace_s`, then closes.
+
+        Calls still running after `grace_s` are cancelled, and so are their
+        runner calls; their handlers then store what they must (a deployment
+        stays CANDIDATE) before the database is closed.
+        """
         self._health.enter_graceful_shutdown()
         self.grpc_server.stop(grace_s).wait()
+        self.runner_client.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
         # Queued generations are dropped (their calls are over); a running
         # fit is waited for, so that no generation thread outlives the server.
         self.generations.shutdown()
@@ -151,19 +167,23 @@ def create_server(
     db = Database(db_url, pool_size=max_workers, sqlite_synchronous=sqlite_synchronous)
     db.migrate()
 
+    executor = futures.ThreadPoolExecutor(
+        max_workers=max_workers, thread_name_prefix="polytrial-rpc"
+    )
     grpc_server = grpc.server(
-        futures.ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix="polytrial-rpc"
-        ),
+        executor,
         interceptors=[ErrorMappingInterceptor()],
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
     )
     trials = Trials(db, generations)
+    # A hung runner may hold at most half the RPC threads (and 4 per runner,
+    # see `runners.client`), so other calls, health checks included, go on.
+    runner_client = RunnerClient(max_in_flight=max(1, max_workers // 2))
     experiment_service_pb2_grpc.add_ExperimentServiceServicer_to_server(
         ExperimentServicer(Experiments(db)), grpc_server
     )
     trial_service_pb2_grpc.add_TrialServiceServicer_to_server(
-        TrialServicer(trials), grpc_server
+        TrialServicer(trials, runner_client), grpc_server
     )
     result_service_pb2_grpc.add_ResultServiceServicer_to_server(
         ResultServicer(Results(trials)), grpc_server
@@ -178,7 +198,20 @@ def create_server(
     if port == 0:
         raise RuntimeError(f"could not bind {address}")
     host = address.rsplit(":", 1)[0]
-    sweeper = LostTrialSweeper(db, sweep_interval_s) if sweep_interval_s > 0 else None
-    return PolytrialServer(
-        grpc_server, db, health_servicer, f"{host}:{port}", port, sweeper, generations
-    ), port
+    sweeper = (
+        LostTrialSweeper(db, sweep_interval_s, runner_client=runner_client)
+        if sweep_interval_s > 0
+        else None
+    )
+    server = PolytrialServer(
+        grpc_server,
+        db,
+        health_servicer,
+        f"{host}:{port}",
+        port,
+        sweeper,
+        generations,
+        runner_client=runner_client,
+        executor=executor,
+    )
+    return server, port

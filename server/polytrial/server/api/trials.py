@@ -47,15 +47,35 @@ def _still_wanted(context: grpc.ServicerContext, method: str) -> Callable[[], No
     return check
 
 
+def _runner_scope(context: grpc.ServicerContext) -> runners.CallScope:
+    """The call's deadline and end, which bound every runner call made for it.
+
+    When the call ends (its caller cancelled, its deadline passed, or the
+    server stopped past its grace period) the runner calls are cancelled, so
+    a runner that never answers holds this thread no longer than the caller
+    waits.
+    """
+    scope = runners.CallScope.within(context.time_remaining())
+    reason = "the call ended (cancelled, past its deadline, or the server stopped)"
+    if not context.add_callback(lambda: scope.cancel(reason)):
+        scope.cancel(reason)
+    return scope
+
+
 class TrialServicer(trial_service_pb2_grpc.TrialServiceServicer):
     """Suggests, records and moves trials through their lifecycle.
 
     Args:
         trials: The trial service.
+        runner_client: Calls runners for DeployTrial, StopTrial and
+            RefreshTrial (None: the process-wide one).
     """
 
-    def __init__(self, trials: Trials) -> None:
+    def __init__(
+        self, trials: Trials, runner_client: runners.RunnerClient | None = None
+    ) -> None:
         self.trials = trials
+        self.runner_client = runner_client or runners.default_client()
 
     def GetTrial(
         self, request: pb.GetTrialRequest, context: grpc.ServicerContext
@@ -197,21 +217,28 @@ class TrialServicer(trial_service_pb2_grpc.TrialServiceServicer):
         """Deploys a CANDIDATE trial through its runner (`runners.deployment`)."""
         experiment_id, index = resources.parse_trial_name(request.name)
         runner = request.runner if request.HasField("runner") else None
-        deployments = runners.default_deployments(self.trials.db)
-        return trial_to_proto(deployments.deploy(experiment_id, index, runner))
+        deployments = runners.Deployments(self.trials.db, self.runner_client)
+        trial = deployments.deploy(
+            experiment_id, index, runner, scope=_runner_scope(context)
+        )
+        return trial_to_proto(trial)
 
     def StopTrial(
         self, request: pb.StopTrialRequest, context: grpc.ServicerContext
     ) -> trial_pb2.Trial:
         """Stops a deployed trial through its runner and records the outcome."""
         experiment_id, index = resources.parse_trial_name(request.name)
-        deployments = runners.default_deployments(self.trials.db)
-        return trial_to_proto(deployments.stop(experiment_id, index, request.reason))
+        deployments = runners.Deployments(self.trials.db, self.runner_client)
+        trial = deployments.stop(
+            experiment_id, index, request.reason, scope=_runner_scope(context)
+        )
+        return trial_to_proto(trial)
 
     def RefreshTrial(
         self, request: pb.RefreshTrialRequest, context: grpc.ServicerContext
     ) -> trial_pb2.Trial:
         """Polls a deployed trial's runner, fetches its data, stores changes."""
         experiment_id, index = resources.parse_trial_name(request.name)
-        deployments = runners.default_deployments(self.trials.db)
-        return trial_to_proto(deployments.refresh(experiment_id, index))
+        deployments = runners.Deployments(self.trials.db, self.runner_client)
+        trial = deployments.refresh(experiment_id, index, scope=_runner_scope(context))
+        return trial_to_proto(trial)

@@ -5,8 +5,11 @@
     messages.py    RunnerTrial messages, deployment keys, metadata limit
     deployment.py  DeployTrial, StopTrial and RefreshTrial, three steps each
 
-`default_deployments(db)` gives the handlers a `Deployments` on the process-wide
-runner client, so every handler thread shares one channel per runner.
+A server makes one `RunnerClient` of its own (`app.py`), shared by its handlers
+and its lost-trial sweep, so every thread shares one channel per runner, and
+closes it when it stops, which cancels the runner calls still in flight.
+`default_deployments(db)` gives code without a server at hand a `Deployments`
+on a process-wide client instead.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import threading
 
 from polytrial.server.runners.channels import ChannelPool
 from polytrial.server.runners.client import (
+    DEFAULT_MAX_IN_FLIGHT_PER_RUNNER,
     DEFAULT_TIMEOUT_S,
+    CallScope,
     RetryPolicy,
     RunnerCallError,
     RunnerClient,
@@ -45,8 +50,10 @@ def default_deployments(db: Database) -> Deployments:
 
 
 __all__ = [
+    "DEFAULT_MAX_IN_FLIGHT_PER_RUNNER",
     "DEFAULT_TIMEOUT_S",
     "MAX_RUN_METADATA_BYTES",
+    "CallScope",
     "ChannelPool",
     "Deployments",
     "RefreshOutcome",

@@ -13,7 +13,10 @@ Deployment outcomes:
     UNAVAILABLE / DEADLINE_EXCEEDED -> CANDIDATE with `deployment_error`; the RPC
       (after retries)                  answers UNAVAILABLE / DEADLINE_EXCEEDED
     any other status (a refusal)    -> FAILED with the runner's message as reason
-    metadata over the size limit    -> FAILED, and the job is asked to stop
+    metadata over the size limit    -> FAILED, and the job is asked to stop (the
+                                       stop carries the fields that fit the limit)
+    the caller's call ends          -> CANDIDATE with `deployment_error`; the
+      (deadline, cancel, shutdown)     runner call is cancelled
 
 A repeated deployment carries the same key, so a runner that did start the job
 while the server stopped waiting answers with the first job's metadata.
@@ -26,6 +29,13 @@ call answers ABORTED, and a job started for it is asked to stop. Only one
 deployment attempt per trial is in flight: while one is, a DeployTrial through
 a different runner is refused with ABORTED (one through the same runner shares
 the key, so the runner starts one job).
+
+Every runner call is bounded by the caller's deadline and cancelled when the
+caller's call ends (`CallScope`), so a runner that never answers holds a
+server thread no longer than its caller waits, and the in-flight cap of
+`client.py` keeps it from holding more than a few. A trial failed as lost
+(its time-to-live ran out) is not left running on its runner: the sweep asks
+the runner to stop its job (`stop_lost`, best effort).
 """
 
 from __future__ import annotations
@@ -47,9 +57,15 @@ from polytrial.server.errors import (
     PolytrialError,
     Unavailable,
 )
-from polytrial.server.runners.client import RunnerCallError, RunnerClient, RunnerTarget
+from polytrial.server.runners.client import (
+    CallScope,
+    RunnerCallError,
+    RunnerClient,
+    RunnerTarget,
+)
 from polytrial.server.runners.messages import (
     MAX_RUN_METADATA_BYTES,
+    cap_metadata,
     check_runner_config,
     deployment_key,
     new_observations,
@@ -150,6 +166,8 @@ class Deployments:
         experiment_id: str,
         trial_index: int,
         runner: experiment_pb2.RunnerConfig | None = None,
+        *,
+        scope: CallScope | None = None,
     ) -> TrialRecord:
         """Deploys a CANDIDATE trial through its runner; see the module outcomes.
 
@@ -159,6 +177,8 @@ class Deployments:
             experiment_id: The experiment's id.
             trial_index: The trial's index.
             runner: A runner for this trial only, overriding the experiment's.
+            scope: The caller's deadline and cancellation, which bound every
+                runner call (None: only the runner's timeout and retries).
 
         Raises:
             InvalidArgument: the override has no address or a bad timeout
@@ -166,10 +186,12 @@ class Deployments:
             NotFound: the experiment or trial does not exist (NOT_FOUND).
             FailedPrecondition: the trial is not CANDIDATE, or there is no
                 runner (FAILED_PRECONDITION).
-            Unavailable: the runner stayed unreachable; the trial stays
-                CANDIDATE with `deployment_error` (UNAVAILABLE).
-            DeadlineExceeded: the runner stayed too slow; likewise
-                (DEADLINE_EXCEEDED).
+            Unavailable: the runner stayed unreachable, had too many calls in
+                flight already (reason RUNNER_BUSY), or the call was cancelled;
+                the trial stays CANDIDATE with `deployment_error`
+                (UNAVAILABLE).
+            DeadlineExceeded: the runner stayed too slow, or the caller's
+                deadline passed; likewise (DEADLINE_EXCEEDED).
         """
         if runner is not None:
             check_runner_config(runner, field="runner")
@@ -185,17 +207,23 @@ class Deployments:
 
         # Step 2: ask the runner, holding no transaction.
         try:
-            staging = self._staging_required(target)
-            response = self.client.run(target, attempt.message, attempt.key)
+            staging = self._staging_required(target, scope)
+            response = self.client.run(
+                target, attempt.message, attempt.key, scope=scope
+            )
         except RunnerCallError as error:
             return self._store_failure(experiment_id, trial_index, attempt, error)
         # A stop of the job must carry its metadata, or a stateless runner
         # cannot find it.
+        metadata = struct_to_dict(response.run_metadata)
         started = pb.RunnerTrial()
         started.CopyFrom(attempt.message)
-        started.run_metadata.CopyFrom(response.run_metadata)
         size = response.run_metadata.ByteSize()
         if size > MAX_RUN_METADATA_BYTES:
+            # Echoing it all could outgrow what the runner accepts (4 MiB by
+            # default), and the stop would never arrive: send what fits.
+            fitting, _ = cap_metadata(metadata)
+            started.run_metadata.update(fitting)
             reason = (
                 f"runner {target.address} returned run metadata of {size} bytes, "
                 f"over the limit of {MAX_RUN_METADATA_BYTES} bytes; the job was "
@@ -203,9 +231,9 @@ class Deployments:
             )
             self._stop_quietly(target, started, reason)
             return self._store_refusal(experiment_id, trial_index, attempt.key, reason)
+        started.run_metadata.CopyFrom(response.run_metadata)
 
         # Step 3: store the metadata and the new status.
-        metadata = struct_to_dict(response.run_metadata)
         try:
             trial, orphaned = self.db.run(
                 lambda repo: self._store_deployed(
@@ -277,9 +305,9 @@ class Deployments:
             repo.record_request(experiment_id, method, key, [trial_index], now=_now())
         return _Deployment(trial, config, target, key, runner_trial(config, trial))
 
-    def _staging_required(self, target: RunnerTarget) -> bool:
+    def _staging_required(self, target: RunnerTarget, scope: CallScope | None) -> bool:
         try:
-            return self.client.staging_required(target)
+            return self.client.staging_required(target, scope=scope)
         except RunnerCallError as error:
             # StagingRequired is required by the protocol, but a runner that
             # lacks it clearly needs no staging.
@@ -347,10 +375,7 @@ class Deployments:
 
         self.db.run(keep_candidate)
         logger.warning("deploying %s failed, it stays CANDIDATE: %s", label, error)
-        message = f"{label} stays CANDIDATE: {error}"
-        if error.code is grpc.StatusCode.DEADLINE_EXCEEDED:
-            raise DeadlineExceeded(message, reason="RUNNER_DEADLINE_EXCEEDED")
-        raise Unavailable(message, reason="RUNNER_UNAVAILABLE")
+        raise _as_domain_error(f"{label} stays CANDIDATE", error)
 
     def _store_refusal(
         self, experiment_id: str, trial_index: int, key: str, reason: str
@@ -370,20 +395,35 @@ class Deployments:
     def _stop_quietly(
         self, target: RunnerTarget, message: pb.RunnerTrial, reason: str
     ) -> None:
-        """Asks the runner to stop a job nobody will track; failures are logged."""
+        """Asks the runner to stop a job nobody will track; failures are logged.
+
+        The stop gets the runner's timeout whatever is left of the caller's
+        deadline: the job must not be left running because the caller left.
+        """
         try:
-            self.client.stop(target, message, reason)
+            scope = CallScope.within(target.timeout_s)
+            self.client.stop(target, message, reason, scope=scope)
         except RunnerCallError as error:
             logger.warning("could not stop an untracked job: %s", error)
 
     # Stop ------------------------------------------------------------------
 
-    def stop(self, experiment_id: str, trial_index: int, reason: str) -> TrialRecord:
+    def stop(
+        self,
+        experiment_id: str,
+        trial_index: int,
+        reason: str,
+        *,
+        scope: CallScope | None = None,
+    ) -> TrialRecord:
         """Asks the runner to stop a deployed trial and records the outcome.
 
         The trial's latest data is fetched first; a RUNNING trial with data
         becomes EARLY_STOPPED, any other STAGED or RUNNING trial ABANDONED. A
         runner that cannot stop jobs (UNIMPLEMENTED) is noted in the reason.
+        Metadata the runner returns is merged into the trial's, except fields
+        that would take it over `MAX_RUN_METADATA_BYTES` (dropped, logged).
+        `scope` bounds the runner calls as in `deploy`.
 
         Raises:
             InvalidArgument: the reason is too long (INVALID_ARGUMENT).
@@ -411,13 +451,15 @@ class Deployments:
         note = ""
         stop_metadata: dict[str, Any] = {}
         try:
-            response = self.client.stop(deployed.target, deployed.message, reason)
+            response = self.client.stop(
+                deployed.target, deployed.message, reason, scope=scope
+            )
             stop_metadata = struct_to_dict(response.run_metadata)
         except RunnerCallError as error:
             if not error.unimplemented:
                 raise _as_domain_error(label, error) from error
             note = " (the runner cannot stop jobs; its job may still run)"
-        fetched = self._fetch_quietly(deployed)
+        fetched = self._fetch_quietly(deployed, scope)
 
         # Step 3: store the data, the merged metadata and the final status.
         def store(repo: Repository) -> TrialRecord:
@@ -425,7 +467,17 @@ class Deployments:
             if trial.status in lifecycle.FINAL:
                 return trial
             self._add_valid(repo, config, trial, fetched)
-            trial.run_metadata = {**trial.run_metadata, **stop_metadata}
+            merged, dropped = cap_metadata(stop_metadata, keep=trial.run_metadata)
+            if dropped:
+                logger.warning(
+                    "%s: runner %s returned stop metadata over the limit of %d "
+                    "bytes; fields dropped: %s",
+                    label,
+                    deployed.target.address,
+                    MAX_RUN_METADATA_BYTES,
+                    ", ".join(dropped),
+                )
+            trial.run_metadata = merged
             has_data = trial.status is S.RUNNING and bool(trial.observations)
             target = S.EARLY_STOPPED if has_data else S.ABANDONED
             lifecycle.apply_transition(
@@ -438,16 +490,91 @@ class Deployments:
         logger.info("%s stopped through its runner: %s", label, trial.status.name)
         return trial
 
+    def stop_lost(
+        self,
+        experiment_id: str,
+        trial_index: int,
+        reason: str,
+        *,
+        scope: CallScope | None = None,
+    ) -> bool:
+        """Asks the runner of a trial failed as lost to stop its job; best effort.
+
+        The trial is not changed (it is final already). Only a trial that was
+        deployed through a runner (a DeployTrial was recorded for it) has a
+        job to stop. Failures are logged, never raised: the sweep that calls
+        this has no caller to tell.
+
+        Args:
+            experiment_id: The experiment's id.
+            trial_index: The trial's index.
+            reason: Sent to the runner.
+            scope: Bounds the runner call (None: the runner's timeout and
+                retries).
+
+        Returns:
+            Whether the runner confirmed the stop.
+        """
+        label = _trial_label(experiment_id, trial_index)
+
+        # Step 1: read the trial and whether it was deployed through a runner.
+        def read(repo: Repository) -> tuple[RunnerTarget, pb.RunnerTrial] | None:
+            experiment = repo.get_experiment(experiment_id)
+            trial = repo.get_trial(experiment_id, trial_index)
+            key = deployment_key(experiment, trial_index)
+            method = f"DeployTrial/{trial_index}"
+            if repo.find_request(experiment_id, method, key) is None:
+                return None
+            config = load_config(experiment)
+            return runner_target(config, trial), runner_trial(config, trial)
+
+        try:
+            found = self.db.run(read, write=False)
+        except PolytrialError as error:
+            logger.info("%s: no runner job to stop: %s", label, error.message)
+            return False
+        if found is None:
+            return False
+        target, message = found
+
+        # Step 2: ask the runner, holding no transaction.
+        try:
+            self.client.stop(target, message, reason, scope=scope)
+        except RunnerCallError as error:
+            if error.unimplemented:
+                logger.info(
+                    "%s is lost; runner %s cannot stop jobs, its job may still run",
+                    label,
+                    target.address,
+                )
+            else:
+                logger.warning("%s is lost; could not stop its job: %s", label, error)
+            return False
+        logger.info("%s is lost; runner %s stopped its job", label, target.address)
+        return True
+
     # Refresh ---------------------------------------------------------------
 
-    def refresh(self, experiment_id: str, trial_index: int) -> TrialRecord:
+    def refresh(
+        self,
+        experiment_id: str,
+        trial_index: int,
+        *,
+        scope: CallScope | None = None,
+    ) -> TrialRecord:
         """Polls a deployed trial's runner, fetches its data and stores changes.
 
         `refresh_outcome` without the outcome's details; see there.
         """
-        return self.refresh_outcome(experiment_id, trial_index).trial
+        return self.refresh_outcome(experiment_id, trial_index, scope=scope).trial
 
-    def refresh_outcome(self, experiment_id: str, trial_index: int) -> RefreshOutcome:
+    def refresh_outcome(
+        self,
+        experiment_id: str,
+        trial_index: int,
+        *,
+        scope: CallScope | None = None,
+    ) -> RefreshOutcome:
         """Polls a deployed trial's runner, fetches its data and stores changes.
 
         Polled STAGED keeps the trial; RUNNING moves a STAGED trial on;
@@ -457,7 +584,8 @@ class Deployments:
         Fetched observations of metrics the experiment does not name, or of
         arms the trial does not have, are dropped with a warning. A poll renews
         a RUNNING trial's time-to-live, as a heartbeat does. A trial that is
-        not STAGED or RUNNING is returned unchanged.
+        not STAGED or RUNNING is returned unchanged. `scope` bounds the runner
+        calls as in `deploy`.
 
         Raises:
             NotFound: the experiment or trial does not exist (NOT_FOUND).
@@ -476,12 +604,12 @@ class Deployments:
         # Step 2: poll and fetch, holding no transaction.
         polled: pb.PollTrialStatusResponse | None = None
         try:
-            polled = self.client.poll(deployed.target, deployed.message)
+            polled = self.client.poll(deployed.target, deployed.message, scope=scope)
         except RunnerCallError as error:
             if not error.unimplemented:
                 raise _as_domain_error(label, error) from error
         unknown: list[str] = []
-        fetched = self._fetch(deployed, unknown)
+        fetched = self._fetch(deployed, unknown, scope=scope)
         dropped: list[str] = []
 
         # Step 3: store new data and the status the runner reports.
@@ -533,7 +661,11 @@ class Deployments:
         return self.db.run(read, write=False)
 
     def _fetch(
-        self, deployed: _Deployed, unknown: list[str] | None = None
+        self,
+        deployed: _Deployed,
+        unknown: list[str] | None = None,
+        *,
+        scope: CallScope | None = None,
     ) -> list[ObservationRecord]:
         """Fetches each metric from its source (runner or metric service).
 
@@ -556,7 +688,9 @@ class Deployments:
         found: list[ObservationRecord] = []
         for target, names in sources.items():
             try:
-                observations = self.client.fetch(target, deployed.message, names)
+                observations = self.client.fetch(
+                    target, deployed.message, names, scope=scope
+                )
             except RunnerCallError as error:
                 if error.unimplemented:
                     logger.debug("%s does not serve data of %s", target.address, label)
@@ -576,9 +710,11 @@ class Deployments:
                     )
         return found
 
-    def _fetch_quietly(self, deployed: _Deployed) -> list[ObservationRecord]:
+    def _fetch_quietly(
+        self, deployed: _Deployed, scope: CallScope | None
+    ) -> list[ObservationRecord]:
         try:
-            return self._fetch(deployed)
+            return self._fetch(deployed, scope=scope)
         except PolytrialError as error:
             logger.warning("could not fetch the last data: %s", error.message)
             return []
@@ -694,6 +830,11 @@ def _as_domain_error(label: str, error: RunnerCallError) -> PolytrialError:
     message = f"{label}: {error}"
     if error.code is grpc.StatusCode.DEADLINE_EXCEEDED:
         return DeadlineExceeded(message, reason="RUNNER_DEADLINE_EXCEEDED")
+    if error.code is grpc.StatusCode.RESOURCE_EXHAUSTED and error.attempts == 0:
+        # Refused by our own in-flight cap: the runner was never called.
+        return Unavailable(
+            message, reason="RUNNER_BUSY", metadata={"runner": error.address}
+        )
     if error.transient:
         return Unavailable(message, reason="RUNNER_UNAVAILABLE")
     return FailedPrecondition(message, reason="RUNNER_REFUSED")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
@@ -25,8 +25,49 @@ from polytrial.v1 import runner_service_pb2 as pb
 logger = logging.getLogger(__name__)
 
 # Run metadata is stored with the trial and sent back with every call, so it
-# is kept small: 64 KiB serialized.
+# is kept small: 64 KiB serialized. A runner's gRPC server takes 4 MiB by
+# default, so a request echoing metadata within this limit always arrives.
 MAX_RUN_METADATA_BYTES = 64 * 1024
+
+
+def cap_metadata(
+    metadata: Mapping[str, Any], *, keep: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """Returns `keep` plus the fields of `metadata` that fit the metadata limit.
+
+    Fields are taken whole, `name` first and then in order, while the
+    serialized size stays within `MAX_RUN_METADATA_BYTES`; a field of
+    `metadata` replaces the one of `keep` with its name only if it fits. A
+    `Struct`'s size is the sum of its fields' sizes, so each field is
+    measured alone.
+
+    Args:
+        metadata: Fields to add.
+        keep: Fields kept whatever their size (the trial's stored metadata,
+            already within the limit).
+
+    Returns:
+        The merged fields and the names of the fields of `metadata` dropped.
+    """
+    merged = dict(keep or {})
+    size = sum(_field_size(name, value) for name, value in merged.items())
+    dropped: list[str] = []
+    order = sorted(metadata, key=lambda name: name != "name")  # stable
+    for name in order:
+        added = _field_size(name, metadata[name])
+        replaced = _field_size(name, merged[name]) if name in merged else 0
+        if size - replaced + added > MAX_RUN_METADATA_BYTES:
+            dropped.append(name)
+            continue
+        merged[name] = metadata[name]
+        size += added - replaced
+    return merged, dropped
+
+
+def _field_size(name: str, value: Any) -> int:
+    message = struct_pb2.Struct()
+    message.update({name: value})
+    return int(message.ByteSize())
 
 
 def deployment_key(experiment: ExperimentRecord, trial_index: int) -> str:
