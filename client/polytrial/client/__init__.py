@@ -33,6 +33,11 @@ from polytrial.client.errors import (
     UnimplementedError,
 )
 from polytrial.client.optimize import OptimizationSummary, TrialOutcome, optimize
+from polytrial.client.orchestration import (
+    Orchestration,
+    OrchestrationOptions,
+    OrchestrationState,
+)
 from polytrial.client.retry import NO_RETRY, RetryPolicy
 from polytrial.client.search_space import (
     ChoiceParameter,
@@ -82,6 +87,9 @@ __all__ = [
     "Objective",
     "Observation",
     "OptimizationSummary",
+    "Orchestration",
+    "OrchestrationOptions",
+    "OrchestrationState",
     "OrderConstraint",
     "OutcomeConstraint",
     "ParameterValue",

@@ -8,7 +8,8 @@
         trial = client.suggest("tune")
         client.complete_trial(trial, train(**trial.parameters))
 
-Every RPC of ExperimentService, TrialService and ResultService has a method.
+Every RPC of ExperimentService, TrialService, ResultService and
+OrchestrationService has a method.
 Reads, and the three mutations that carry a request id (suggest, attach,
 complete), are retried on UNAVAILABLE and DEADLINE_EXCEEDED with the same
 request id; other mutations are made once, since repeating a state change
@@ -18,6 +19,7 @@ that did happen would answer FAILED_PRECONDITION.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -38,6 +40,10 @@ from polytrial.client.names import (
     trial_name,
 )
 from polytrial.client.observations import Result, build_observations
+from polytrial.client.orchestration import (
+    Orchestration,
+    options_to_proto,
+)
 from polytrial.client.retry import NO_RETRY, RetryPolicy, call_with_retry
 from polytrial.client.search_space import (
     ConstraintSpec,
@@ -65,6 +71,8 @@ from polytrial.v1 import (
     experiment_pb2,
     experiment_service_pb2,
     experiment_service_pb2_grpc,
+    orchestration_service_pb2,
+    orchestration_service_pb2_grpc,
     result_service_pb2,
     result_service_pb2_grpc,
     trial_service_pb2,
@@ -145,6 +153,9 @@ class Client:
         )
         self._trials = trial_service_pb2_grpc.TrialServiceStub(self._channel)
         self._results = result_service_pb2_grpc.ResultServiceStub(self._channel)
+        self._orchestrations = orchestration_service_pb2_grpc.OrchestrationServiceStub(
+            self._channel
+        )
         # Objectives never change after creation, so the names needed to expand
         # a bare number into an observation are fetched once per experiment.
         self._objective_names: dict[str, tuple[str, ...]] = {}
@@ -742,6 +753,131 @@ class Client:
         )
         return [ArmResult.from_proto(message) for message in response.arms]
 
+    # Orchestrations: the server keeps the experiment going ----------------------
+
+    def start_orchestration(
+        self,
+        experiment: ExperimentRef,
+        *,
+        max_trials: int,
+        max_parallel_trials: int = 1,
+        tolerated_failure_rate: float | None = None,
+        min_failed_trials_for_failure_check: int | None = None,
+        poll_interval_s: float | None = None,
+        data_grace_period_s: float | None = None,
+        runner_unreachable_timeout_s: float | None = None,
+        timeout_s: float | None = None,
+    ) -> Orchestration:
+        """Has the server run the experiment through its runner to a budget.
+
+        None leaves an option to the server's default (see
+        `polytrial.v1.OrchestrationOptions`). The call carries a request id
+        and is retried with it, so a retry returns the orchestration the
+        first attempt started.
+
+        Raises:
+            InvalidArgumentError: an option is out of range; its violation
+                names the field.
+            NotFoundError: the experiment does not exist.
+            FailedPreconditionError: the experiment has no runner, an
+                objective has no runner or service metric source, or an
+                orchestration is RUNNING (reason ORCHESTRATION_RUNNING).
+        """
+        request_id = _new_request_id()
+        request = orchestration_service_pb2.StartOrchestrationRequest(
+            name=_orchestration_name(experiment),
+            options=options_to_proto(
+                max_trials=max_trials,
+                max_parallel_trials=max_parallel_trials,
+                tolerated_failure_rate=tolerated_failure_rate,
+                min_failed_trials_for_failure_check=min_failed_trials_for_failure_check,
+                poll_interval_s=poll_interval_s,
+                data_grace_period_s=data_grace_period_s,
+                runner_unreachable_timeout_s=runner_unreachable_timeout_s,
+                timeout_s=timeout_s,
+            ),
+            request_id=request_id,
+        )
+        message = self._call(
+            self._orchestrations.StartOrchestration,
+            request,
+            method="StartOrchestration",
+            request_id=request_id,
+        )
+        return Orchestration.from_proto(message)
+
+    def get_orchestration(self, experiment: ExperimentRef) -> Orchestration:
+        """Returns the experiment's orchestration.
+
+        Raises:
+            NotFoundError: no such experiment, or it was never orchestrated.
+        """
+        request = orchestration_service_pb2.GetOrchestrationRequest(
+            name=_orchestration_name(experiment)
+        )
+        message = self._call(
+            self._orchestrations.GetOrchestration, request, method="GetOrchestration"
+        )
+        return Orchestration.from_proto(message)
+
+    def stop_orchestration(
+        self, experiment: ExperimentRef, reason: str = ""
+    ) -> Orchestration:
+        """Stops the experiment's orchestration and its trials in flight.
+
+        Stopping an orchestration that already ended returns it unchanged,
+        so this call is retried safely.
+
+        Raises:
+            NotFoundError: no such experiment, or it was never orchestrated.
+        """
+        request = orchestration_service_pb2.StopOrchestrationRequest(
+            name=_orchestration_name(experiment), reason=reason
+        )
+        message = self._call(
+            self._orchestrations.StopOrchestration, request, method="StopOrchestration"
+        )
+        return Orchestration.from_proto(message)
+
+    def wait_for_orchestration(
+        self,
+        experiment: ExperimentRef,
+        *,
+        timeout_s: float = 3600.0,
+        poll_interval_s: float = 1.0,
+        on_poll: Callable[[Orchestration], None] | None = None,
+    ) -> Orchestration:
+        """Polls the orchestration until it ends (COMPLETED, FAILED or STOPPED).
+
+        Args:
+            experiment: The experiment.
+            timeout_s: How long to wait in all.
+            poll_interval_s: Seconds between two reads.
+            on_poll: Called with every orchestration read (progress display).
+
+        Returns:
+            The ended orchestration.
+
+        Raises:
+            TimeoutError: it was still RUNNING after `timeout_s`; it goes on.
+            NotFoundError: no such experiment, or it was never orchestrated.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            current = self.get_orchestration(experiment)
+            if on_poll is not None:
+                on_poll(current)
+            if current.is_final:
+                return current
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"{current.name} is still RUNNING after {timeout_s:g}s "
+                    f"({current.trials_created} of {current.options.max_trials} "
+                    "trials created); it goes on on the server"
+                )
+            time.sleep(min(poll_interval_s, remaining))
+
     # The synchronous paradigm ---------------------------------------------------
 
     def optimize(
@@ -865,6 +1001,10 @@ class _LazyNames(Sequence[str]):
 
     def __len__(self) -> int:
         return len(self._get())
+
+
+def _orchestration_name(experiment: ExperimentRef) -> str:
+    return f"{experiment_name(experiment)}/orchestration"
 
 
 def _new_request_id() -> str:

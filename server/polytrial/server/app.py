@@ -4,8 +4,9 @@
 address (port 0 picks a free port, which tests use), without starting;
 `PolytrialServer.start` and `stop` run and end it, together with the sweep
 that fails lost trials, the bounded pool where model fits run
-(`service.generation`), and the server's runner client (closed on stop, which
-cancels runner calls still in flight once the grace period is over).
+(`service.generation`), the orchestrator (`orchestration`), and the
+server's runner client (closed on stop, which cancels runner calls still in
+flight once the grace period is over).
 `polytrial serve` (cli.py) is the process entry point.
 
 A request larger than `MAX_MESSAGE_BYTES` is refused by gRPC with
@@ -26,7 +27,13 @@ from polytrial.server.api import (
     ResultServicer,
     TrialServicer,
 )
-from polytrial.server.runners import RunnerClient
+from polytrial.server.api.orchestration import OrchestrationServicer
+from polytrial.server.orchestration import (
+    DEFAULT_LEASE_S,
+    Orchestrations,
+    Orchestrator,
+)
+from polytrial.server.runners import Deployments, RunnerClient
 from polytrial.server.service import (
     Experiments,
     LostTrialSweeper,
@@ -42,6 +49,8 @@ from polytrial.server.storage import Database
 from polytrial.v1 import (
     experiment_service_pb2,
     experiment_service_pb2_grpc,
+    orchestration_service_pb2,
+    orchestration_service_pb2_grpc,
     result_service_pb2,
     result_service_pb2_grpc,
     trial_service_pb2,
@@ -54,6 +63,9 @@ SERVICE_NAMES = (
     experiment_service_pb2.DESCRIPTOR.services_by_name["ExperimentService"].full_name,
     trial_service_pb2.DESCRIPTOR.services_by_name["TrialService"].full_name,
     result_service_pb2.DESCRIPTOR.services_by_name["ResultService"].full_name,
+    orchestration_service_pb2.DESCRIPTOR.services_by_name[
+        "OrchestrationService"
+    ].full_name,
 )
 DEFAULT_GRACE_S = 5.0
 # Largest request the server reads (gRPC's usual default, stated on purpose).
@@ -83,6 +95,7 @@ class PolytrialServer:
         generations: GenerationPool | None = None,
         runner_client: RunnerClient | None = None,
         executor: futures.ThreadPoolExecutor | None = None,
+        orchestrator: Orchestrator | None = None,
     ) -> None:
         self.grpc_server = grpc_server
         self.db = db
@@ -93,12 +106,15 @@ class PolytrialServer:
         self._sweeper = sweeper
         self.runner_client = runner_client or RunnerClient()
         self._executor = executor
+        self.orchestrator = orchestrator
 
     def start(self) -> None:
         """Starts serving and reports SERVING on the health service."""
         self.grpc_server.start()
         if self._sweeper is not None:
             self._sweeper.start()
+        if self.orchestrator is not None:
+            self.orchestrator.start()
         for name in ("", *SERVICE_NAMES):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         logger.info(
@@ -115,6 +131,10 @@ class PolytrialServer:
         stays CANDIDATE) before the database is closed.
         """
         self._health.enter_graceful_shutdown()
+        # The orchestrator first: its ticks call runners and suggest, so it
+        # must end (and release its leases) before those close.
+        if self.orchestrator is not None:
+            self.orchestrator.stop()
         self.grpc_server.stop(grace_s).wait()
         self.runner_client.close()
         if self._executor is not None:
@@ -140,6 +160,7 @@ def create_server(
     sweep_interval_s: float = DEFAULT_SWEEP_INTERVAL_S,
     sqlite_synchronous: str = "NORMAL",
     max_concurrent_generations: int = DEFAULT_MAX_CONCURRENT_GENERATIONS,
+    orchestration_lease_s: float = DEFAULT_LEASE_S,
 ) -> tuple[PolytrialServer, int]:
     """Builds a server on `db_url`, migrates the database and binds `address`.
 
@@ -155,6 +176,9 @@ def create_server(
         max_concurrent_generations: Model-based generations (Bayesian
             optimization fits) that run at once; more suggests wait for a
             slot, within their deadline.
+        orchestration_lease_s: How long this replica's hold on an
+            orchestration lasts unrenewed; another replica takes it over
+            that long after this one died.
 
     Returns:
         The server (not started) and the port it bound.
@@ -188,6 +212,11 @@ def create_server(
     result_service_pb2_grpc.add_ResultServiceServicer_to_server(
         ResultServicer(Results(trials)), grpc_server
     )
+    deployments = Deployments(db, runner_client)
+    orchestration_service_pb2_grpc.add_OrchestrationServiceServicer_to_server(
+        OrchestrationServicer(Orchestrations(db, trials, deployments)), grpc_server
+    )
+    orchestrator = Orchestrator(db, trials, deployments, lease_s=orchestration_lease_s)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     reflection.enable_server_reflection(
@@ -213,5 +242,6 @@ def create_server(
         generations,
         runner_client=runner_client,
         executor=executor,
+        orchestrator=orchestrator,
     )
     return server, port

@@ -14,6 +14,7 @@ from types import FrameType
 
 import typer
 from polytrial.server.app import create_server
+from polytrial.server.orchestration import DEFAULT_LEASE_S
 from polytrial.server.service.generation import DEFAULT_MAX_CONCURRENT_GENERATIONS
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,14 @@ def serve(
         "spare core. Sobol suggests never wait, and suggests on one experiment "
         "always take turns.",
     ),
+    orchestration_lease_s: float = typer.Option(
+        DEFAULT_LEASE_S,
+        "--orchestration-lease-s",
+        min=1.0,
+        help="Seconds a replica's hold on an orchestration lasts unrenewed: "
+        "another replica takes it over that long after this one died. Keep it "
+        "above the longest model fit.",
+    ),
 ) -> None:
     """Runs the Polytrial server until SIGINT or SIGTERM."""
     level = logging.getLevelName(log_level.upper())
@@ -95,6 +104,7 @@ def serve(
         address,
         sqlite_synchronous=sqlite_synchronous.upper(),
         max_concurrent_generations=max_concurrent_generations,
+        orchestration_lease_s=orchestration_lease_s,
     )
     # More workers: the same command on the port this one bound. Each is a
     # full replica (its own pool and lost-trial sweep) and the kernel spreads
@@ -119,6 +129,8 @@ def serve(
                 sqlite_synchronous,
                 "--max-concurrent-generations",
                 str(max_concurrent_generations),
+                "--orchestration-lease-s",
+                str(orchestration_lease_s),
             ]
         )
         for _ in range(workers - 1)
