@@ -116,5 +116,10 @@ def unreachable_reason(error_message: str, *, waited_s: float) -> str:
 
 
 def lost_reason(error_message: str) -> str:
-    """The FAILED reason of a trial whose runner refuses to report on it."""
-    return f"the runner no longer reports on the job (lost?): {error_message}"
+    """The FAILED reason of a trial whose runner refuses to report on it.
+
+    A runner that restarted and lost the job answers NOT_FOUND; one whose
+    data is invalid (a NaN) refuses the fetch. Either way nothing will ever
+    complete the trial.
+    """
+    return f"the runner refused to report on the job: {error_message}"

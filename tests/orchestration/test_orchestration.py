@@ -1,0 +1,152 @@
+"""The orchestration loop against real runner processes: budget, parallelism,
+NaN data, a runner that dies, StopOrchestration."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from conftest import Process, Served, create_hartmann6
+from polytrial.client import Client, Orchestration, OrchestrationState, TrialStatus
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def _wait_until(
+    client: Client,
+    experiment_id: str,
+    done: Callable[[Orchestration], bool],
+    timeout_s: float = 60.0,
+) -> Orchestration:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        current = client.get_orchestration(experiment_id)
+        if done(current):
+            return current
+        assert time.monotonic() < deadline, f"gave up waiting: {current}"
+        time.sleep(0.1)
+
+
+def test_budget_is_used_exactly_and_parallelism_is_never_exceeded(
+    server: Served, runners: Callable[..., Process]
+) -> None:
+    runner = runners("example", job_s=0.3)
+    client = server.client
+    create_hartmann6(client, "budget", runner.address)
+
+    started = client.start_orchestration(
+        "budget", max_trials=7, max_parallel_trials=3, poll_interval_s=0.1
+    )
+    assert started.state is OrchestrationState.RUNNING
+    done = client.wait_for_orchestration("budget", timeout_s=60, poll_interval_s=0.2)
+
+    assert done.state is OrchestrationState.COMPLETED
+    assert done.state_message == ""
+    trials = list(client.list_trials("budget"))
+    assert len(trials) == done.trials_created == 7
+    assert done.trial_counts == {TrialStatus.COMPLETED: 7}
+    assert all(t.final_observations() for t in trials)
+    # A trial is in flight from its creation to its end; at equal times an end
+    # comes first, since the next trial is created only after it is stored.
+    events = sorted(
+        [(t.create_time, 1) for t in trials] + [(t.end_time, -1) for t in trials],
+        key=lambda event: (event[0], event[1]),
+    )
+    in_flight = peak = 0
+    for _, change in events:
+        in_flight += change
+        peak = max(peak, in_flight)
+    assert peak <= 3
+    assert done.driver == ""
+    assert client.get_best_arm("budget").metrics["hartmann6"].mean < 0
+
+
+def test_nan_objective_fails_the_trial_with_the_runners_message(
+    server: Served, runners: Callable[..., Process]
+) -> None:
+    runner = runners("nan")
+    client = server.client
+    create_hartmann6(client, "nan", runner.address)
+
+    client.start_orchestration(
+        "nan", max_trials=3, max_parallel_trials=3, poll_interval_s=0.2
+    )
+    done = client.wait_for_orchestration("nan", timeout_s=60, poll_interval_s=0.2)
+
+    assert done.state is OrchestrationState.FAILED
+    for trial in client.list_trials("nan"):
+        assert trial.status is TrialStatus.FAILED
+        assert "not finite" in trial.status_reason
+        assert trial.observations == ()
+
+
+def test_runner_that_dies_mid_run_fails_its_trials_and_then_the_orchestration(
+    server: Served, runners: Callable[..., Process]
+) -> None:
+    runner = runners("example", job_s=30.0)
+    client = server.client
+    create_hartmann6(client, "dies", runner.address)
+    client.start_orchestration(
+        "dies",
+        max_trials=6,
+        max_parallel_trials=3,
+        runner_unreachable_timeout_s=1.0,
+        poll_interval_s=0.2,
+    )
+    _wait_until(
+        client,
+        "dies",
+        lambda o: o.trial_counts.get(TrialStatus.RUNNING, 0) == 3,
+    )
+
+    runner.kill()
+    done = client.wait_for_orchestration("dies", timeout_s=60, poll_interval_s=0.2)
+
+    assert done.state is OrchestrationState.FAILED
+    assert "failure rate exceeded" in done.state_message
+    trials = list(client.list_trials("dies"))
+    assert len(trials) == done.trials_created == 3
+    for trial in trials:
+        assert trial.status is TrialStatus.FAILED
+        assert trial.status_reason.startswith("runner unreachable for")
+        assert runner.address in trial.status_reason
+
+
+def test_stop_orchestration_stops_trials_in_flight_and_creates_no_more(
+    server: Served, runners: Callable[..., Process]
+) -> None:
+    runner = runners("example", job_s=30.0)
+    client = server.client
+    create_hartmann6(client, "stop", runner.address)
+    client.start_orchestration(
+        "stop", max_trials=10, max_parallel_trials=2, poll_interval_s=0.1
+    )
+    _wait_until(
+        client, "stop", lambda o: o.trial_counts.get(TrialStatus.RUNNING, 0) == 2
+    )
+
+    stopped = client.stop_orchestration("stop", reason="enough for today")
+
+    assert stopped.state is OrchestrationState.STOPPED
+    assert stopped.state_message == "enough for today"
+    assert stopped.end_time is not None and stopped.driver == ""
+    assert stopped.trials_created == 2
+    assert set(stopped.trial_counts) <= {
+        TrialStatus.EARLY_STOPPED,
+        TrialStatus.ABANDONED,
+    }
+    for trial in client.list_trials("stop"):
+        assert trial.status_reason == "enough for today"
+    # A second stop changes nothing, and no tick creates trials any more.
+    time.sleep(0.5)
+    again = client.stop_orchestration("stop")
+    assert again.state is OrchestrationState.STOPPED
+    assert again.trials_created == 2
+    assert len(list(client.list_trials("stop"))) == 2
+
+    # A stopped orchestration is replaced by a new start, counted from zero.
+    fresh = client.start_orchestration("stop", max_trials=1, poll_interval_s=0.1)
+    assert fresh.uid != stopped.uid
+    assert fresh.trials_created == 0 and fresh.state is OrchestrationState.RUNNING
+    client.stop_orchestration("stop")
