@@ -429,6 +429,52 @@ func (c *Client) Heartbeat(ctx context.Context, trialName string, ttl time.Durat
 	return trialCall(ctx, c, "HeartbeatTrial", true, "", c.trials.HeartbeatTrial, request)
 }
 
+// Runners --------------------------------------------------------------------
+
+// DeployTrial deploys a CANDIDATE trial through the experiment's runner, or
+// through runner when it is not nil (for this trial only). It answers at
+// once with the trial STAGED or RUNNING; RefreshTrial follows it from there.
+// It is made once, like the other state changes: the server gives every
+// deployment of a trial the same key, so calling it again after an error
+// never starts a second job.
+//
+// Errors: FailedPrecondition when the trial is not CANDIDATE or has no
+// runner; Unavailable (the trial stays CANDIDATE with its DeploymentError)
+// when the runner cannot be reached or has too many calls in flight (reason
+// ReasonRunnerBusy); DeadlineExceeded when it is too slow; Aborted when
+// another deployment of the trial is in flight through a different runner.
+func (c *Client) DeployTrial(ctx context.Context, trialName string, runner *RunnerConfig) (*Trial, error) {
+	request := &pb.DeployTrialRequest{Name: trialName}
+	if runner != nil {
+		request.Runner = runner.toProto()
+	}
+	return trialCall(ctx, c, "DeployTrial", false, "", c.trials.DeployTrial, request)
+}
+
+// StopTrial asks the trial's runner to stop its job, fetches the job's last
+// data and records the outcome: EARLY_STOPPED when a RUNNING trial has data,
+// ABANDONED otherwise. It is made once.
+//
+// Errors: FailedPrecondition when the trial is not STAGED or RUNNING, or the
+// runner refused; Unavailable or DeadlineExceeded when the runner could not
+// be reached in time (nothing changed).
+func (c *Client) StopTrial(ctx context.Context, trialName, reason string) (*Trial, error) {
+	request := &pb.StopTrialRequest{Name: trialName, Reason: reason}
+	return trialCall(ctx, c, "StopTrial", false, "", c.trials.StopTrial, request)
+}
+
+// RefreshTrial polls a deployed trial's runner, fetches its metric data and
+// stores what changed (a completed job completes the trial). A trial that is
+// not STAGED or RUNNING comes back unchanged. It is made once.
+//
+// Errors: FailedPrecondition when the trial has no runner or the runner
+// refused; Unavailable or DeadlineExceeded when the runner could not be
+// reached in time (nothing changed).
+func (c *Client) RefreshTrial(ctx context.Context, trialName string) (*Trial, error) {
+	request := &pb.RefreshTrialRequest{Name: trialName}
+	return trialCall(ctx, c, "RefreshTrial", false, "", c.trials.RefreshTrial, request)
+}
+
 // Results --------------------------------------------------------------------
 
 // GetBestArm returns the best arm by observed mean of the single objective.

@@ -13,6 +13,15 @@ import (
 // that has no arm left that is not already in a trial.
 const ReasonSearchSpaceExhausted = "SEARCH_SPACE_EXHAUSTED"
 
+// ReasonRunnerBusy is the ErrorInfo reason of an Unavailable error when the
+// server already has as many calls in flight to the trial's runner as it
+// allows (the runner may be hung); the metadata "runner" names it.
+const ReasonRunnerBusy = "RUNNER_BUSY"
+
+// ReasonRunnerUnavailable is the ErrorInfo reason of an Unavailable error
+// when the trial's runner could not be reached.
+const ReasonRunnerUnavailable = "RUNNER_UNAVAILABLE"
+
 // FieldViolation is one invalid request field and what is wrong with it.
 type FieldViolation struct {
 	// Field is the field's path in the request, for example

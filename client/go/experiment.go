@@ -122,6 +122,23 @@ func (b *ExperimentBuilder) objective(metric string, minimize bool) *ExperimentB
 	return b
 }
 
+// Runner makes the experiment's trials deploy through a runner service
+// (Client.DeployTrial); metrics whose data it returns are named with
+// RunnerMetric.
+func (b *ExperimentBuilder) Runner(runner RunnerConfig) *ExperimentBuilder {
+	b.message.Runner = runner.toProto()
+	return b
+}
+
+// RunnerMetric says the experiment's runner returns the data of metric, which
+// RefreshTrial then fetches.
+func (b *ExperimentBuilder) RunnerMetric(metric string) *ExperimentBuilder {
+	b.message.MetricSources = append(b.message.MetricSources, &pb.MetricSource{
+		MetricName: metric, Kind: pb.MetricSourceKind_METRIC_SOURCE_KIND_RUNNER,
+	})
+	return b
+}
+
 // TrackingMetric adds a metric that is recorded but not optimized.
 func (b *ExperimentBuilder) TrackingMetric(metric string) *ExperimentBuilder {
 	config := b.message.OptimizationConfig

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	pb "github.com/polytrial/polytrial/protos/gen/go/polytrial/v1"
 )
@@ -108,6 +109,14 @@ type Trial struct {
 	// StatusReason says why a trial failed or was abandoned.
 	StatusReason string
 	Observations []Observation
+	// DeployedName is the runner's name for a deployed trial, if it gave one.
+	DeployedName string
+	// RunMetadata is what the runner returned when it started (and stopped)
+	// the trial's job; nil when the trial was never deployed.
+	RunMetadata map[string]any
+	// DeploymentError is the error of the last failed deployment attempt,
+	// "" when there was none.
+	DeploymentError string
 	// Proto is the message the server answered.
 	Proto *pb.Trial
 }
@@ -122,6 +131,12 @@ func trialFromProto(message *pb.Trial) *Trial {
 		Generator:    message.GetGeneration().GetGenerator(),
 		StatusReason: message.GetStatusReason(),
 		Proto:        message,
+
+		DeployedName:    message.GetDeployedName(),
+		DeploymentError: message.GetDeploymentError(),
+	}
+	if metadata := message.GetRunMetadata(); len(metadata.GetFields()) > 0 {
+		trial.RunMetadata = metadata.AsMap()
 	}
 	for _, a := range message.GetArms() {
 		trial.Arms = append(trial.Arms, Arm{
@@ -194,4 +209,23 @@ func splitTrialName(name string) (string, int64, error) {
 // TrialName returns "experiments/{experimentID}/trials/{index}".
 func TrialName(experimentID string, index int64) string {
 	return fmt.Sprintf("experiments/%s/trials/%d", experimentID, index)
+}
+
+// RunnerConfig is a runner service that deploys trials: an experiment's
+// (ExperimentBuilder.Runner) or one trial's (Client.DeployTrial).
+type RunnerConfig struct {
+	// Address is "host:port" or "unix:/path".
+	Address string
+	// Timeout bounds each call to the runner; 0 means the server's default
+	// (10 s).
+	Timeout time.Duration
+}
+
+func (r RunnerConfig) toProto() *pb.RunnerConfig {
+	message := &pb.RunnerConfig{Address: r.Address}
+	if r.Timeout > 0 {
+		seconds := r.Timeout.Seconds()
+		message.TimeoutS = &seconds
+	}
+	return message
 }
