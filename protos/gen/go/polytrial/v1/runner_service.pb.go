@@ -357,7 +357,10 @@ func (x *RunRequest) GetDeploymentKey() string {
 type RunResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Metadata to store with the trial. A string under "name" becomes the
-	// trial's deployed name.
+	// trial's deployed name. At most 64 KiB serialized: a larger answer fails
+	// the trial, and the StopTrial the server then sends for the job carries
+	// only the top-level fields that fit in 64 KiB ("name" first), so that it
+	// arrives within a runner's default 4 MiB request limit.
 	RunMetadata   *structpb.Struct `protobuf:"bytes,1,opt,name=run_metadata,json=runMetadata,proto3" json:"run_metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -642,7 +645,8 @@ func (x *RunnerServiceStopTrialRequest) GetReason() string {
 // Response of StopTrial on a runner.
 type RunnerServiceStopTrialResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Metadata to merge into the trial's.
+	// Metadata to merge into the trial's. Fields that would take the trial's
+	// metadata over 64 KiB serialized are dropped (the server logs them).
 	RunMetadata   *structpb.Struct `protobuf:"bytes,1,opt,name=run_metadata,json=runMetadata,proto3" json:"run_metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

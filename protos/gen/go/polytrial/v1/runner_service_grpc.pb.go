@@ -33,7 +33,10 @@ const (
 // Implemented by runners: services that deploy trials on some external
 // system. The server calls them; they never call the server. Run and
 // StagingRequired are required; the others may answer UNIMPLEMENTED. A
-// separate metric service implements FetchTrialData only.
+// separate metric service implements FetchTrialData only. Each call's
+// deadline is the runner's timeout or what is left of the deadline of the
+// server call it is made for, whichever is sooner; the server keeps at most
+// 4 calls to one runner in flight.
 type RunnerServiceClient interface {
 	// Starts the trial's job and returns its metadata at once. A repeat with
 	// the same deployment key must not start a second job; it returns the
@@ -114,7 +117,10 @@ func (c *runnerServiceClient) FetchTrialData(ctx context.Context, in *FetchTrial
 // Implemented by runners: services that deploy trials on some external
 // system. The server calls them; they never call the server. Run and
 // StagingRequired are required; the others may answer UNIMPLEMENTED. A
-// separate metric service implements FetchTrialData only.
+// separate metric service implements FetchTrialData only. Each call's
+// deadline is the runner's timeout or what is left of the deadline of the
+// server call it is made for, whichever is sooner; the server keeps at most
+// 4 calls to one runner in flight.
 type RunnerServiceServer interface {
 	// Starts the trial's job and returns its metadata at once. A repeat with
 	// the same deployment key must not start a second job; it returns the

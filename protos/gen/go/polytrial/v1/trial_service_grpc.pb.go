@@ -80,7 +80,11 @@ type TrialServiceClient interface {
 	EarlyStopTrial(ctx context.Context, in *EarlyStopTrialRequest, opts ...grpc.CallOption) (*Trial, error)
 	// Renews the time-to-live of a RUNNING trial evaluated by a client.
 	HeartbeatTrial(ctx context.Context, in *HeartbeatTrialRequest, opts ...grpc.CallOption) (*Trial, error)
-	// Deploys a CANDIDATE trial through its runner.
+	// Deploys a CANDIDATE trial through its runner. The runner calls end with
+	// this call's deadline (the trial stays CANDIDATE with its
+	// deployment_error); a runner with too many calls in flight answers
+	// UNAVAILABLE at once (reason RUNNER_BUSY, metadata "runner"), as do
+	// StopTrial and RefreshTrial.
 	DeployTrial(ctx context.Context, in *DeployTrialRequest, opts ...grpc.CallOption) (*Trial, error)
 	// Asks the trial's runner to stop it and records the outcome.
 	StopTrial(ctx context.Context, in *StopTrialRequest, opts ...grpc.CallOption) (*Trial, error)
@@ -291,7 +295,11 @@ type TrialServiceServer interface {
 	EarlyStopTrial(context.Context, *EarlyStopTrialRequest) (*Trial, error)
 	// Renews the time-to-live of a RUNNING trial evaluated by a client.
 	HeartbeatTrial(context.Context, *HeartbeatTrialRequest) (*Trial, error)
-	// Deploys a CANDIDATE trial through its runner.
+	// Deploys a CANDIDATE trial through its runner. The runner calls end with
+	// this call's deadline (the trial stays CANDIDATE with its
+	// deployment_error); a runner with too many calls in flight answers
+	// UNAVAILABLE at once (reason RUNNER_BUSY, metadata "runner"), as do
+	// StopTrial and RefreshTrial.
 	DeployTrial(context.Context, *DeployTrialRequest) (*Trial, error)
 	// Asks the trial's runner to stop it and records the outcome.
 	StopTrial(context.Context, *StopTrialRequest) (*Trial, error)

@@ -224,7 +224,10 @@ class RunResponse(_message.Message):
     @_builtins.property
     def run_metadata(self) -> _struct_pb2.Struct:
         """Metadata to store with the trial. A string under "name" becomes the
-        trial's deployed name.
+        trial's deployed name. At most 64 KiB serialized: a larger answer fails
+        the trial, and the StopTrial the server then sends for the job carries
+        only the top-level fields that fit in 64 KiB ("name" first), so that it
+        arrives within a runner's default 4 MiB request limit.
         """
 
     def __init__(
@@ -366,7 +369,9 @@ class RunnerServiceStopTrialResponse(_message.Message):
     RUN_METADATA_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def run_metadata(self) -> _struct_pb2.Struct:
-        """Metadata to merge into the trial's."""
+        """Metadata to merge into the trial's. Fields that would take the trial's
+        metadata over 64 KiB serialized are dropped (the server logs them).
+        """
 
     def __init__(
         self,

@@ -29,7 +29,10 @@ class RunnerServiceStub:
     """Implemented by runners: services that deploy trials on some external
     system. The server calls them; they never call the server. Run and
     StagingRequired are required; the others may answer UNIMPLEMENTED. A
-    separate metric service implements FetchTrialData only.
+    separate metric service implements FetchTrialData only. Each call's
+    deadline is the runner's timeout or what is left of the deadline of the
+    server call it is made for, whichever is sooner; the server keeps at most
+    4 calls to one runner in flight.
     """
 
     def __init__(self, channel):
@@ -69,7 +72,10 @@ class RunnerServiceServicer:
     """Implemented by runners: services that deploy trials on some external
     system. The server calls them; they never call the server. Run and
     StagingRequired are required; the others may answer UNIMPLEMENTED. A
-    separate metric service implements FetchTrialData only.
+    separate metric service implements FetchTrialData only. Each call's
+    deadline is the runner's timeout or what is left of the deadline of the
+    server call it is made for, whichever is sooner; the server keeps at most
+    4 calls to one runner in flight.
     """
 
     def Run(self, request, context):
@@ -149,7 +155,10 @@ class RunnerService:
     """Implemented by runners: services that deploy trials on some external
     system. The server calls them; they never call the server. Run and
     StagingRequired are required; the others may answer UNIMPLEMENTED. A
-    separate metric service implements FetchTrialData only.
+    separate metric service implements FetchTrialData only. Each call's
+    deadline is the runner's timeout or what is left of the deadline of the
+    server call it is made for, whichever is sooner; the server keeps at most
+    4 calls to one runner in flight.
     """
 
     @staticmethod

@@ -30,7 +30,10 @@ class RunnerServiceStub:
     """Implemented by runners: services that deploy trials on some external
     system. The server calls them; they never call the server. Run and
     StagingRequired are required; the others may answer UNIMPLEMENTED. A
-    separate metric service implements FetchTrialData only.
+    separate metric service implements FetchTrialData only. Each call's
+    deadline is the runner's timeout or what is left of the deadline of the
+    server call it is made for, whichever is sooner; the server keeps at most
+    4 calls to one runner in flight.
     """
 
     @_typing.overload
@@ -56,7 +59,10 @@ class RunnerServiceAsyncStub(RunnerServiceStub):
     """Implemented by runners: services that deploy trials on some external
     system. The server calls them; they never call the server. Run and
     StagingRequired are required; the others may answer UNIMPLEMENTED. A
-    separate metric service implements FetchTrialData only.
+    separate metric service implements FetchTrialData only. Each call's
+    deadline is the runner's timeout or what is left of the deadline of the
+    server call it is made for, whichever is sooner; the server keeps at most
+    4 calls to one runner in flight.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -78,7 +84,10 @@ class RunnerServiceServicer(metaclass=_abc_1.ABCMeta):
     """Implemented by runners: services that deploy trials on some external
     system. The server calls them; they never call the server. Run and
     StagingRequired are required; the others may answer UNIMPLEMENTED. A
-    separate metric service implements FetchTrialData only.
+    separate metric service implements FetchTrialData only. Each call's
+    deadline is the runner's timeout or what is left of the deadline of the
+    server call it is made for, whichever is sooner; the server keeps at most
+    4 calls to one runner in flight.
     """
 
     @_abc_1.abstractmethod

@@ -223,7 +223,11 @@ class TrialServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeployTrial(self, request, context):
-        """Deploys a CANDIDATE trial through its runner.
+        """Deploys a CANDIDATE trial through its runner. The runner calls end with
+        this call's deadline (the trial stays CANDIDATE with its
+        deployment_error); a runner with too many calls in flight answers
+        UNAVAILABLE at once (reason RUNNER_BUSY, metadata "runner"), as do
+        StopTrial and RefreshTrial.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

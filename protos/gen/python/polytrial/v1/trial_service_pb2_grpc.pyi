@@ -77,7 +77,12 @@ class TrialServiceStub:
     HeartbeatTrial: _grpc.UnaryUnaryMultiCallable[_trial_service_pb2.HeartbeatTrialRequest, _trial_pb2.Trial]
     """Renews the time-to-live of a RUNNING trial evaluated by a client."""
     DeployTrial: _grpc.UnaryUnaryMultiCallable[_trial_service_pb2.DeployTrialRequest, _trial_pb2.Trial]
-    """Deploys a CANDIDATE trial through its runner."""
+    """Deploys a CANDIDATE trial through its runner. The runner calls end with
+    this call's deadline (the trial stays CANDIDATE with its
+    deployment_error); a runner with too many calls in flight answers
+    UNAVAILABLE at once (reason RUNNER_BUSY, metadata "runner"), as do
+    StopTrial and RefreshTrial.
+    """
     StopTrial: _grpc.UnaryUnaryMultiCallable[_trial_service_pb2.StopTrialRequest, _trial_pb2.Trial]
     """Asks the trial's runner to stop it and records the outcome."""
     RefreshTrial: _grpc.UnaryUnaryMultiCallable[_trial_service_pb2.RefreshTrialRequest, _trial_pb2.Trial]
@@ -133,7 +138,12 @@ class TrialServiceAsyncStub(TrialServiceStub):
     HeartbeatTrial: _aio.UnaryUnaryMultiCallable[_trial_service_pb2.HeartbeatTrialRequest, _trial_pb2.Trial]  # type: ignore[assignment]
     """Renews the time-to-live of a RUNNING trial evaluated by a client."""
     DeployTrial: _aio.UnaryUnaryMultiCallable[_trial_service_pb2.DeployTrialRequest, _trial_pb2.Trial]  # type: ignore[assignment]
-    """Deploys a CANDIDATE trial through its runner."""
+    """Deploys a CANDIDATE trial through its runner. The runner calls end with
+    this call's deadline (the trial stays CANDIDATE with its
+    deployment_error); a runner with too many calls in flight answers
+    UNAVAILABLE at once (reason RUNNER_BUSY, metadata "runner"), as do
+    StopTrial and RefreshTrial.
+    """
     StopTrial: _aio.UnaryUnaryMultiCallable[_trial_service_pb2.StopTrialRequest, _trial_pb2.Trial]  # type: ignore[assignment]
     """Asks the trial's runner to stop it and records the outcome."""
     RefreshTrial: _aio.UnaryUnaryMultiCallable[_trial_service_pb2.RefreshTrialRequest, _trial_pb2.Trial]  # type: ignore[assignment]
@@ -264,7 +274,12 @@ class TrialServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _trial_service_pb2.DeployTrialRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_trial_pb2.Trial, _abc.Awaitable[_trial_pb2.Trial]]:
-        """Deploys a CANDIDATE trial through its runner."""
+        """Deploys a CANDIDATE trial through its runner. The runner calls end with
+        this call's deadline (the trial stays CANDIDATE with its
+        deployment_error); a runner with too many calls in flight answers
+        UNAVAILABLE at once (reason RUNNER_BUSY, metadata "runner"), as do
+        StopTrial and RefreshTrial.
+        """
 
     @_abc_1.abstractmethod
     def StopTrial(

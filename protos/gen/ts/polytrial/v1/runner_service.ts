@@ -185,7 +185,10 @@ export interface RunRequest {
 export interface RunResponse {
   /**
    * Metadata to store with the trial. A string under "name" becomes the
-   * trial's deployed name.
+   * trial's deployed name. At most 64 KiB serialized: a larger answer fails
+   * the trial, and the StopTrial the server then sends for the job carries
+   * only the top-level fields that fit in 64 KiB ("name" first), so that it
+   * arrives within a runner's default 4 MiB request limit.
    */
   runMetadata: { [key: string]: any } | undefined;
 }
@@ -226,7 +229,10 @@ export interface RunnerServiceStopTrialRequest {
 
 /** Response of StopTrial on a runner. */
 export interface RunnerServiceStopTrialResponse {
-  /** Metadata to merge into the trial's. */
+  /**
+   * Metadata to merge into the trial's. Fields that would take the trial's
+   * metadata over 64 KiB serialized are dropped (the server logs them).
+   */
   runMetadata: { [key: string]: any } | undefined;
 }
 
@@ -1402,7 +1408,10 @@ export const FetchTrialDataResponse: MessageFns<FetchTrialDataResponse> = {
  * Implemented by runners: services that deploy trials on some external
  * system. The server calls them; they never call the server. Run and
  * StagingRequired are required; the others may answer UNIMPLEMENTED. A
- * separate metric service implements FetchTrialData only.
+ * separate metric service implements FetchTrialData only. Each call's
+ * deadline is the runner's timeout or what is left of the deadline of the
+ * server call it is made for, whichever is sooner; the server keeps at most
+ * 4 calls to one runner in flight.
  */
 export type RunnerServiceService = typeof RunnerServiceService;
 export const RunnerServiceService = {

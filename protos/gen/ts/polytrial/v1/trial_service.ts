@@ -2322,7 +2322,13 @@ export const TrialServiceService = {
     responseSerialize: (value: Trial): Buffer => Buffer.from(Trial.encode(value).finish()),
     responseDeserialize: (value: Buffer): Trial => Trial.decode(value),
   },
-  /** Deploys a CANDIDATE trial through its runner. */
+  /**
+   * Deploys a CANDIDATE trial through its runner. The runner calls end with
+   * this call's deadline (the trial stays CANDIDATE with its
+   * deployment_error); a runner with too many calls in flight answers
+   * UNAVAILABLE at once (reason RUNNER_BUSY, metadata "runner"), as do
+   * StopTrial and RefreshTrial.
+   */
   deployTrial: {
     path: "/polytrial.v1.TrialService/DeployTrial" as const,
     requestStream: false as const,
@@ -2395,7 +2401,13 @@ export interface TrialServiceServer extends UntypedServiceImplementation {
   earlyStopTrial: handleUnaryCall<EarlyStopTrialRequest, Trial>;
   /** Renews the time-to-live of a RUNNING trial evaluated by a client. */
   heartbeatTrial: handleUnaryCall<HeartbeatTrialRequest, Trial>;
-  /** Deploys a CANDIDATE trial through its runner. */
+  /**
+   * Deploys a CANDIDATE trial through its runner. The runner calls end with
+   * this call's deadline (the trial stays CANDIDATE with its
+   * deployment_error); a runner with too many calls in flight answers
+   * UNAVAILABLE at once (reason RUNNER_BUSY, metadata "runner"), as do
+   * StopTrial and RefreshTrial.
+   */
   deployTrial: handleUnaryCall<DeployTrialRequest, Trial>;
   /** Asks the trial's runner to stop it and records the outcome. */
   stopTrial: handleUnaryCall<StopTrialRequest, Trial>;
@@ -2609,7 +2621,13 @@ export interface TrialServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Trial) => void,
   ): ClientUnaryCall;
-  /** Deploys a CANDIDATE trial through its runner. */
+  /**
+   * Deploys a CANDIDATE trial through its runner. The runner calls end with
+   * this call's deadline (the trial stays CANDIDATE with its
+   * deployment_error); a runner with too many calls in flight answers
+   * UNAVAILABLE at once (reason RUNNER_BUSY, metadata "runner"), as do
+   * StopTrial and RefreshTrial.
+   */
   deployTrial(
     request: DeployTrialRequest,
     callback: (error: ServiceError | null, response: Trial) => void,
