@@ -20,7 +20,7 @@ import type { Trial as TrialMessage } from "../../../protos/gen/ts/polytrial/v1/
 import { type ArmInput, TrialServiceClient } from "../../../protos/gen/ts/polytrial/v1/trial_service";
 import { AlreadyExistsError, fromServiceError, isServiceError, UnavailableError } from "./errors";
 import { callWithRetry, DEFAULT_RETRY_POLICY, newRequestId, NO_RETRY, type RetryPolicy } from "./retry";
-import { type ExperimentSpec, experimentMessage } from "./spec";
+import { type ExperimentSpec, experimentMessage, type RunnerSpec, runnerMessage } from "./spec";
 import {
   type ArmResult,
   armResultFromMessage,
@@ -402,6 +402,70 @@ export class Client {
       this.trials.heartbeatTrial,
       { name: nameOf(trial), ttlS },
       true,
+    );
+  }
+
+  // Runners ------------------------------------------------------------------
+
+  /**
+   * Deploys a CANDIDATE trial through the experiment's runner, or through
+   * `runner` (for this trial only). It resolves at once with the trial STAGED
+   * or RUNNING; `refreshTrial` follows it from there. Made once, like the
+   * other state changes: every deployment of a trial carries the same key, so
+   * deploying again after an error never starts a second job.
+   *
+   * @throws FailedPreconditionError the trial is not CANDIDATE, or has no runner.
+   * @throws UnavailableError the runner cannot be reached (reason
+   *   `RUNNER_UNAVAILABLE`) or has too many calls in flight (`RUNNER_BUSY`);
+   *   the trial stays CANDIDATE with its `deploymentError`.
+   * @throws DeadlineExceededError the runner is too slow; likewise.
+   * @throws AbortedError another deployment of the trial is in flight through a different runner.
+   */
+  async deployTrial(trial: TrialRef, runner?: RunnerSpec): Promise<Trial> {
+    return this.trialCall(
+      "DeployTrial",
+      this.trials,
+      this.trials.deployTrial,
+      { name: nameOf(trial), runner: runner === undefined ? undefined : runnerMessage(runner) },
+      false,
+    );
+  }
+
+  /**
+   * Asks the trial's runner to stop its job, fetches the job's last data and
+   * records the outcome: EARLY_STOPPED when a RUNNING trial has data,
+   * ABANDONED otherwise. Made once.
+   *
+   * @throws FailedPreconditionError the trial is not STAGED or RUNNING, or the runner refused.
+   * @throws UnavailableError the runner cannot be reached; nothing changed.
+   * @throws DeadlineExceededError the runner is too slow; nothing changed.
+   */
+  async stopTrial(trial: TrialRef, reason = ""): Promise<Trial> {
+    return this.trialCall(
+      "StopTrial",
+      this.trials,
+      this.trials.stopTrial,
+      { name: nameOf(trial), reason },
+      false,
+    );
+  }
+
+  /**
+   * Polls a deployed trial's runner, fetches its metric data and stores what
+   * changed (a completed job completes the trial). A trial that is not
+   * STAGED or RUNNING comes back unchanged. Made once.
+   *
+   * @throws FailedPreconditionError the trial has no runner, or the runner refused.
+   * @throws UnavailableError the runner cannot be reached; nothing changed.
+   * @throws DeadlineExceededError the runner is too slow; nothing changed.
+   */
+  async refreshTrial(trial: TrialRef): Promise<Trial> {
+    return this.trialCall(
+      "RefreshTrial",
+      this.trials,
+      this.trials.refreshTrial,
+      { name: nameOf(trial) },
+      false,
     );
   }
 

@@ -24,6 +24,16 @@
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 
+/**
+ * The ErrorInfo reason of an UNAVAILABLE answer when the server already has
+ * as many calls in flight to the trial's runner as it allows (the runner may
+ * be hung); the metadata "runner" names it.
+ */
+export const RUNNER_BUSY = "RUNNER_BUSY";
+
+/** The ErrorInfo reason of an UNAVAILABLE answer when the trial's runner could not be reached. */
+export const RUNNER_UNAVAILABLE = "RUNNER_UNAVAILABLE";
+
 /** The ErrorInfo reason of a finite search space with no new arm left. */
 export const SEARCH_SPACE_EXHAUSTED = "SEARCH_SPACE_EXHAUSTED";
 

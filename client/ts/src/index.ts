@@ -23,6 +23,8 @@ export {
   NotFoundError,
   PolytrialError,
   ResourceExhaustedError,
+  RUNNER_BUSY,
+  RUNNER_UNAVAILABLE,
   SEARCH_SPACE_EXHAUSTED,
   SearchSpaceExhaustedError,
   UnavailableError,
@@ -40,8 +42,10 @@ export {
   choiceParameter,
   type ExperimentSpec,
   fixedParameter,
+  type MetricSourceSpec,
   type RangeOptions,
   rangeParameter,
+  type RunnerSpec,
   type StrategySpec,
 } from "./spec";
 export {

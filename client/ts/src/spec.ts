@@ -16,9 +16,12 @@ import {
   type Experiment as ExperimentMessage,
   GeneratorKind,
   type GenerationStrategy,
+  type MetricSource,
+  MetricSourceKind,
   type Parameter,
   type ParameterConstraint,
   ParameterType,
+  type RunnerConfig,
 } from "../../../protos/gen/ts/polytrial/v1/experiment";
 import { type ParameterValue, toValueMessage } from "./values";
 
@@ -91,6 +94,35 @@ export type StrategySpec =
       readonly seed?: number;
     };
 
+/**
+ * A runner service that deploys trials: its address ("host:port" or
+ * "unix:/path"), or the address and the deadline of each call to it in
+ * seconds (the server's default is 10).
+ */
+export type RunnerSpec = string | { readonly address: string; readonly timeoutS?: number };
+
+/** The RunnerConfig message of a runner spec. */
+export function runnerMessage(spec: RunnerSpec): RunnerConfig {
+  return typeof spec === "string" ? { address: spec } : { address: spec.address, timeoutS: spec.timeoutS };
+}
+
+/**
+ * Where a metric's data comes from: "client" (reported with completeTrial),
+ * "runner" (fetched from the trial's runner by refreshTrial), or a metric
+ * service at an address.
+ */
+export type MetricSourceSpec = "client" | "runner" | { readonly service: string };
+
+function metricSourceMessage(metricName: string, spec: MetricSourceSpec): MetricSource {
+  if (typeof spec !== "string")
+    return { metricName, kind: MetricSourceKind.METRIC_SOURCE_KIND_SERVICE, address: spec.service };
+  const kind =
+    spec === "runner"
+      ? MetricSourceKind.METRIC_SOURCE_KIND_RUNNER
+      : MetricSourceKind.METRIC_SOURCE_KIND_CLIENT;
+  return { metricName, kind, address: "" };
+}
+
 /** The definition `Client.createExperiment` sends. */
 export interface ExperimentSpec {
   readonly parameters: readonly Parameter[];
@@ -102,6 +134,10 @@ export interface ExperimentSpec {
   /** Unset is the server's default: Sobol, then Bayesian optimization. */
   readonly generationStrategy?: StrategySpec;
   readonly description?: string;
+  /** The runner that deploys the experiment's trials (`Client.deployTrial`). */
+  readonly runner?: RunnerSpec;
+  /** Metric name -> where its data comes from; unlisted metrics come from clients. */
+  readonly metricSources?: Readonly<Record<string, MetricSourceSpec>>;
 }
 
 function strategyMessage(spec: StrategySpec): GenerationStrategy {
@@ -140,10 +176,12 @@ export function experimentMessage(experimentId: string, spec: ExperimentSpec): E
     properties: undefined,
     generationStrategy:
       spec.generationStrategy === undefined ? undefined : strategyMessage(spec.generationStrategy),
-    runner: undefined,
+    runner: spec.runner === undefined ? undefined : runnerMessage(spec.runner),
     createTime: undefined,
     updateTime: undefined,
     trialCounts: {},
-    metricSources: [],
+    metricSources: Object.entries(spec.metricSources ?? {}).map(([metric, source]) =>
+      metricSourceMessage(metric, source),
+    ),
   };
 }

@@ -61,6 +61,12 @@ export interface Trial {
   /** Why the trial failed or was abandoned. */
   readonly statusReason: string;
   readonly observations: readonly Observation[];
+  /** The runner's name for a deployed trial, "" when it gave none. */
+  readonly deployedName: string;
+  /** What the runner returned when it started (and stopped) the trial's job. */
+  readonly runMetadata: Readonly<Record<string, unknown>>;
+  /** The error of the last failed deployment attempt, "" when there was none. */
+  readonly deploymentError: string;
   readonly message: TrialMessage;
 }
 
@@ -115,6 +121,9 @@ export function trialFromMessage(message: TrialMessage): Trial {
       sem: o.sem,
       step: o.step,
     })),
+    deployedName: message.deployedName,
+    runMetadata: { ...(message.runMetadata ?? {}) },
+    deploymentError: message.deploymentError,
     message,
   };
 }
