@@ -11,7 +11,7 @@ PROTO_FILES := $(wildcard protos/polytrial/v1/*.proto)
 GOOGLE_PROTOS = $(shell $(PY) -c "import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), '_proto'))")
 COMMON_PROTOS = $(shell $(PY) -c "import google.api.field_behavior_pb2 as m, os; print(os.path.dirname(os.path.dirname(os.path.dirname(m.__file__))))")
 
-.PHONY: setup bo bench-asktell load-test bench-bo bench-bo-full protos protos-check buf-lint buf-breaking lint typecheck test test-python postgres demo clean
+.PHONY: setup bo bench-asktell load-test bench-bo bench-bo-full protos protos-check buf-lint buf-breaking lint typecheck test test-python postgres demo demo-sync clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -94,8 +94,14 @@ test-python: setup
 test: setup protos-check protos-runners-check buf-lint lint typecheck postgres test-runners test-clients
 	POLYTRIAL_TEST_POSTGRES_URL=$$(bash .ci/postgres.sh url) $(VENV)/bin/pytest
 
-## demo: set everything up and run a real optimization against a fresh server.
+## demo: set everything up and run a real optimization through a runner: a
+## fresh server orchestrates 30 Hartmann6 trials, 3 at a time, on the Python
+## example runner.
 demo: setup
+	$(PY) -m polytrial.examples.orchestrated --trials 30 --parallel 3
+
+## demo-sync: the same problem through the synchronous loop (no runner).
+demo-sync: setup
 	$(PY) -m polytrial.examples.hartmann6 --trials 30
 
 clean:
