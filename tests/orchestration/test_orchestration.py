@@ -8,7 +8,16 @@ from collections.abc import Callable
 
 import pytest
 from conftest import Process, Served, create_hartmann6
-from polytrial.client import Client, Orchestration, OrchestrationState, TrialStatus
+from polytrial.client import (
+    ChoiceParameter,
+    Client,
+    FixedParameter,
+    MetricSource,
+    NotFoundError,
+    Orchestration,
+    OrchestrationState,
+    TrialStatus,
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -150,3 +159,72 @@ def test_stop_orchestration_stops_trials_in_flight_and_creates_no_more(
     assert fresh.uid != stopped.uid
     assert fresh.trials_created == 0 and fresh.state is OrchestrationState.RUNNING
     client.stop_orchestration("stop")
+
+
+def test_timeout_stops_the_orchestration_and_its_trials(
+    server: Served, runners: Callable[..., Process]
+) -> None:
+    runner = runners("example", job_s=30.0)
+    client = server.client
+    create_hartmann6(client, "timeout", runner.address)
+
+    client.start_orchestration(
+        "timeout",
+        max_trials=5,
+        max_parallel_trials=2,
+        timeout_s=1.0,
+        poll_interval_s=0.2,
+    )
+    done = client.wait_for_orchestration("timeout", timeout_s=60, poll_interval_s=0.2)
+
+    assert done.state is OrchestrationState.STOPPED
+    assert "timeout of 1s passed" in done.state_message
+    assert not {TrialStatus.CANDIDATE, TrialStatus.RUNNING} & set(done.trial_counts)
+    assert sum(done.trial_counts.values()) == done.trials_created == 2
+
+
+def test_exhausted_search_space_completes_the_orchestration_early(
+    server: Served, runners: Callable[..., Process]
+) -> None:
+    runner = runners("example", job_s=0.1)
+    client = server.client
+    client.create_experiment(
+        "tiny",
+        parameters=[
+            ChoiceParameter("x1", (0.25, 0.75)),
+            *(FixedParameter(f"x{i}", 0.5) for i in range(2, 7)),
+        ],
+        objectives={"hartmann6": "minimize"},
+        generation_strategy="sobol",
+        runner=runner.address,
+        metric_sources=[MetricSource("hartmann6", "runner")],
+    )
+
+    client.start_orchestration("tiny", max_trials=5, poll_interval_s=0.1)
+    done = client.wait_for_orchestration("tiny", timeout_s=60, poll_interval_s=0.2)
+
+    assert done.state is OrchestrationState.COMPLETED
+    assert done.state_message.startswith("search space exhausted")
+    assert done.trial_counts == {TrialStatus.COMPLETED: 2}
+
+
+def test_deleting_the_experiment_ends_its_orchestration_quietly(
+    server: Served, runners: Callable[..., Process]
+) -> None:
+    runner = runners("example", job_s=30.0)
+    client = server.client
+    create_hartmann6(client, "deleted", runner.address)
+    client.start_orchestration(
+        "deleted", max_trials=4, max_parallel_trials=2, poll_interval_s=0.1
+    )
+    _wait_until(client, "deleted", lambda o: o.trials_created == 2)
+
+    client.delete_experiment("deleted")
+    time.sleep(0.5)  # several ticks' worth
+    create_hartmann6(client, "deleted", runner.address)
+
+    # The new experiment under the same id has no orchestration and no trials.
+    with pytest.raises(NotFoundError):
+        client.get_orchestration("deleted")
+    time.sleep(0.5)
+    assert list(client.list_trials("deleted")) == []

@@ -19,6 +19,7 @@ this module's transactions; each write in between re-checks the lease.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -119,6 +120,7 @@ class _Tick:
             lambda repo: load_config(repo.get_experiment(self.eid)), write=False
         )
         self.objectives = config.objective_names
+        self.saved_at = time.monotonic()
 
     def run(self) -> None:
         # Step 2: a suggest a crashed tick left unrecorded.
@@ -159,6 +161,14 @@ class _Tick:
                 self._deploy(index)
             elif status in (S.STAGED, S.RUNNING):
                 self._refresh(index)
+            self._renew_if_due()
+
+    def _renew_if_due(self) -> None:
+        # Runner calls can be slow (timeouts, retries): renewing once a third
+        # of the lease has passed keeps another replica from taking over a
+        # tick that is merely slow.
+        if time.monotonic() - self.saved_at > self.driver.lease_s / 3:
+            self._save()
 
     def _deploy(self, index: int) -> None:
         """Deploys a CANDIDATE trial; a refusal leaves it FAILED with the reason."""
@@ -401,6 +411,7 @@ class _Tick:
         )
         for index in new:
             self._deploy(index)
+            self._renew_if_due()
 
     # Saving ----------------------------------------------------------------
 
@@ -420,6 +431,7 @@ class _Tick:
             lambda repo: store.save(repo, record, owner, lease_expire_time=expire)
         ):
             raise LeaseLost
+        self.saved_at = time.monotonic()
 
 
 def _abandon_quietly(trials: Trials, experiment_id: str, index: int, why: str) -> None:
