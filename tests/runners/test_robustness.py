@@ -223,6 +223,38 @@ def test_a_deployment_ends_with_its_callers_deadline_and_frees_the_runner_slot(
     assert wait_for(lambda: polytrial.runner_client.in_flight() == 0 or None)
 
 
+def test_server_stop_cancels_runner_calls_past_grace_and_closes_runner_channels(
+    tmp_path: Path, serve_runner: Any
+) -> None:
+    polytrial, port = create_server(
+        f"sqlite:///{tmp_path / 'polytrial.db'}", "127.0.0.1:0", max_workers=4
+    )
+    polytrial.start()
+    api = connect(port)
+    hung = FakeRunner(hang=True)
+    runner_experiment(api, "stopping", serve_runner(hung), timeout_s=3600.0)
+    [candidate] = api.suggest("stopping")
+    outcome: list[grpc.RpcError] = []
+
+    def try_deploy() -> None:
+        try:
+            deploy(api, candidate.name, timeout_s=HANG_S)
+        except grpc.RpcError as error:
+            outcome.append(error)
+
+    caller = threading.Thread(target=try_deploy, daemon=True)
+    caller.start()
+    wait_for(lambda: hung.calls or None)
+
+    polytrial.stop(grace_s=0.5)  # returns once the handler has stored its outcome
+    caller.join(timeout=30)
+    api.close()
+
+    assert [e.code() for e in outcome] == [grpc.StatusCode.UNAVAILABLE]
+    assert polytrial.runner_client.in_flight() == 0
+    assert len(polytrial.runner_client.pool) == 0
+
+
 # Oversized metadata --------------------------------------------------------------
 
 
