@@ -15,10 +15,17 @@ import * as grpc from "@grpc/grpc-js";
 
 import type { Experiment as ExperimentMessage } from "../../../protos/gen/ts/polytrial/v1/experiment";
 import { ExperimentServiceClient } from "../../../protos/gen/ts/polytrial/v1/experiment_service";
+import { OrchestrationServiceClient } from "../../../protos/gen/ts/polytrial/v1/orchestration_service";
 import { ResultServiceClient } from "../../../protos/gen/ts/polytrial/v1/result_service";
 import type { Trial as TrialMessage } from "../../../protos/gen/ts/polytrial/v1/trial";
 import { type ArmInput, TrialServiceClient } from "../../../protos/gen/ts/polytrial/v1/trial_service";
 import { AlreadyExistsError, fromServiceError, isServiceError, UnavailableError } from "./errors";
+import {
+  type Orchestration,
+  orchestrationFromMessage,
+  orchestrationOptionsMessage,
+  type StartOrchestrationOptions,
+} from "./orchestration";
 import { callWithRetry, DEFAULT_RETRY_POLICY, newRequestId, NO_RETRY, type RetryPolicy } from "./retry";
 import { type ExperimentSpec, experimentMessage, type RunnerSpec, runnerMessage } from "./spec";
 import {
@@ -98,6 +105,7 @@ export class Client {
   private readonly experiments: ExperimentServiceClient;
   private readonly trials: TrialServiceClient;
   private readonly results: ResultServiceClient;
+  private readonly orchestrations: OrchestrationServiceClient;
   // The objectives and number kinds never change after creation, so they are
   // fetched once per experiment.
   private readonly definitions = new Map<string, { objectives: string[]; kinds: NumberKinds }>();
@@ -116,6 +124,7 @@ export class Client {
     const shared = { ...options.grpcOptions, channelOverride };
     this.trials = new TrialServiceClient(address, credentials, shared);
     this.results = new ResultServiceClient(address, credentials, shared);
+    this.orchestrations = new OrchestrationServiceClient(address, credentials, shared);
   }
 
   /** Closes the channel; calls in flight are cancelled. */
@@ -495,6 +504,90 @@ export class Client {
     return response.arms.map(armResultFromMessage);
   }
 
+  // Orchestrations: the server keeps the experiment going --------------------
+
+  /**
+   * Has the server run the experiment through its runner until `maxTrials`
+   * trials were created. Carries a request id and is retried with it, so a
+   * retry returns the orchestration the first attempt started.
+   *
+   * @throws InvalidArgumentError an option is out of range; its violation names the field.
+   * @throws NotFoundError the experiment does not exist.
+   * @throws FailedPreconditionError no runner, an objective without a runner or service
+   *   metric source, or an orchestration is RUNNING (reason ORCHESTRATION_RUNNING).
+   */
+  async startOrchestration(experiment: string, options: StartOrchestrationOptions): Promise<Orchestration> {
+    const requestId = newRequestId();
+    const message = await this.call(
+      "StartOrchestration",
+      this.orchestrations,
+      this.orchestrations.startOrchestration,
+      { name: orchestrationName(experiment), options: orchestrationOptionsMessage(options), requestId },
+      true,
+      requestId,
+    );
+    return orchestrationFromMessage(message);
+  }
+
+  /**
+   * Returns the experiment's orchestration.
+   *
+   * @throws NotFoundError no such experiment, or it was never orchestrated.
+   */
+  async getOrchestration(experiment: string): Promise<Orchestration> {
+    const message = await this.call(
+      "GetOrchestration",
+      this.orchestrations,
+      this.orchestrations.getOrchestration,
+      {
+        name: orchestrationName(experiment),
+      },
+    );
+    return orchestrationFromMessage(message);
+  }
+
+  /**
+   * Stops the experiment's orchestration and, best effort, its trials in
+   * flight. Stopping one that ended returns it unchanged, so it is retried.
+   *
+   * @throws NotFoundError no such experiment, or it was never orchestrated.
+   */
+  async stopOrchestration(experiment: string, reason = ""): Promise<Orchestration> {
+    const message = await this.call(
+      "StopOrchestration",
+      this.orchestrations,
+      this.orchestrations.stopOrchestration,
+      {
+        name: orchestrationName(experiment),
+        reason,
+      },
+    );
+    return orchestrationFromMessage(message);
+  }
+
+  /**
+   * Reads the orchestration every `pollIntervalMs` until it ends, and returns it.
+   *
+   * @throws Error it was still RUNNING after `timeoutMs` (it goes on on the server).
+   */
+  async waitForOrchestration(
+    experiment: string,
+    options: { readonly timeoutMs?: number; readonly pollIntervalMs?: number } = {},
+  ): Promise<Orchestration> {
+    const deadline = Date.now() + (options.timeoutMs ?? 3_600_000);
+    const pollIntervalMs = options.pollIntervalMs ?? 1_000;
+    for (;;) {
+      const current = await this.getOrchestration(experiment);
+      if (current.done) return current;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0)
+        throw new Error(
+          `${current.name} is still RUNNING after ${options.timeoutMs ?? 3_600_000} ms; it goes on on the server`,
+        );
+      await new Promise((resolve) => setTimeout(resolve, Math.min(pollIntervalMs, remaining)));
+    }
+  }
+
   // Plumbing -----------------------------------------------------------------
 
   /** The experiment's objective names and number kinds (fetched once). */
@@ -558,6 +651,10 @@ export class Client {
       throw typed ?? error;
     }
   }
+}
+
+function orchestrationName(experiment: string): string {
+  return `${experimentName(experiment)}/orchestration`;
 }
 
 function nameOf(trial: TrialRef): string {

@@ -37,6 +37,12 @@ export {
   type OptimizeOptions,
   type TrialOutcome,
 } from "./optimize";
+export {
+  type Orchestration,
+  type OrchestrationOptions,
+  OrchestrationState,
+  type StartOrchestrationOptions,
+} from "./orchestration";
 export { backoffMs, DEFAULT_RETRY_POLICY, newRequestId, NO_RETRY, type RetryPolicy } from "./retry";
 export {
   choiceParameter,
