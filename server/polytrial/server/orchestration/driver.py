@@ -178,6 +178,10 @@ class _Tick:
             self._unreachable(index, error.message)
             return
         except FailedPrecondition as error:
+            if error.reason == "NO_RUNNER":
+                # The experiment's runner was removed after the start.
+                self._end_trial(index, S.FAILED, error.message)
+                return
             # Someone moved the trial on (abandoned it, or deployed it).
             logger.debug("experiment %s trial %d: %s", self.eid, index, error.message)
             return

@@ -97,7 +97,11 @@ class Orchestrations:
             )
 
         def work(repo: Repository) -> tuple[OrchestrationView, bool]:
-            experiment = repo.get_experiment(experiment_id)
+            # The experiment row lock serializes two starts on one experiment
+            # (across replicas too): the second sees the first's orchestration.
+            experiment = repo.get_experiment(
+                experiment_id, for_update=True, with_counts=False
+            )
             _check_experiment(experiment_id, load_config(experiment))
             existing = store.load(repo, experiment_id, for_update=True)
             if existing is not None and existing.state is State.RUNNING:
