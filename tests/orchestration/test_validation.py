@@ -176,3 +176,27 @@ def test_defaults_are_filled_in_and_documented_values_come_back(
     assert options.data_grace_period_s == 60.0
     assert options.runner_unreachable_timeout_s == 60.0
     assert options.timeout_s == 0.0
+
+
+def test_retried_start_returns_its_orchestration_even_after_it_ended(
+    server: Served,
+) -> None:
+    client = server.client
+    create_hartmann6(client, "retried", "127.0.0.1:1")
+    channel = grpc.insecure_channel(client.address)
+    stub = pbg.OrchestrationServiceStub(channel)
+    request = pb.StartOrchestrationRequest(
+        name="experiments/retried/orchestration",
+        options=pb.OrchestrationOptions(max_trials=2),
+        request_id="start-once",
+    )
+    try:
+        first = stub.StartOrchestration(request, timeout=30)
+        client.stop_orchestration("retried")
+
+        repeat = stub.StartOrchestration(request, timeout=30)
+
+        assert repeat.uid == first.uid
+        assert repeat.state == pb.ORCHESTRATION_STATE_STOPPED
+    finally:
+        channel.close()

@@ -98,6 +98,8 @@ class Driver:
             return
         try:
             _Tick(self, record).run()
+        except NotFound:
+            return  # the experiment was deleted during the tick
         except LeaseLost:
             logger.info(
                 "experiment %s: orchestration %s was stopped, replaced or taken "

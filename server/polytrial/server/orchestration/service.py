@@ -5,8 +5,8 @@ field named), the request id, and the experiment (it exists, has a runner,
 and takes each objective from a runner or a metric service, since a trial
 whose objective only a client reports could never complete here). A RUNNING
 orchestration is not replaced (FAILED_PRECONDITION, reason
-ORCHESTRATION_RUNNING) unless the start repeats its request id; a finished
-one is.
+ORCHESTRATION_RUNNING); a finished one is. A start that repeats the request
+id of the stored orchestration returns that one, whatever its state.
 """
 
 from __future__ import annotations
@@ -104,9 +104,10 @@ class Orchestrations:
             )
             _check_experiment(experiment_id, load_config(experiment))
             existing = store.load(repo, experiment_id, for_update=True)
+            if existing is not None and request_id == existing.request_id != "":
+                # A retried start: its orchestration, even if it ended since.
+                return self._view(repo, experiment_id), False
             if existing is not None and existing.state is State.RUNNING:
-                if request_id and existing.request_id == request_id:
-                    return self._view(repo, experiment_id), False
                 raise FailedPrecondition(
                     f"{existing.name} is RUNNING (started "
                     f"{existing.create_time}); stop it before starting another",

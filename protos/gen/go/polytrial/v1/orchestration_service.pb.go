@@ -410,9 +410,9 @@ type StartOrchestrationRequest struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// How to run it.
 	Options *OrchestrationOptions `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
-	// Idempotency key, at most 255 characters: a repeat with the same id while
-	// the orchestration it started is RUNNING returns that orchestration.
-	// Empty: no idempotency.
+	// Idempotency key, at most 255 characters: a repeat with the same id
+	// returns the orchestration the first call started (whatever its state
+	// now), as long as no other start replaced it. Empty: no idempotency.
 	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -48,9 +48,9 @@ type OrchestrationServiceClient interface {
 	// start from zero. INVALID_ARGUMENT names a bad option; FAILED_PRECONDITION
 	// when the experiment has no runner, an objective has no runner or service
 	// metric source, or an orchestration is RUNNING (reason
-	// ORCHESTRATION_RUNNING) unless this repeats its start (same request_id);
-	// NOT_FOUND when the experiment does not exist. A refused request stores
-	// nothing.
+	// ORCHESTRATION_RUNNING) and this is no repeat of its start (same
+	// request_id); NOT_FOUND when the experiment does not exist. A refused
+	// request stores nothing.
 	StartOrchestration(ctx context.Context, in *StartOrchestrationRequest, opts ...grpc.CallOption) (*Orchestration, error)
 	// Stops a RUNNING orchestration: it creates no more trials, and its trials
 	// in flight are stopped through their runner, best effort (a trial whose
@@ -121,9 +121,9 @@ type OrchestrationServiceServer interface {
 	// start from zero. INVALID_ARGUMENT names a bad option; FAILED_PRECONDITION
 	// when the experiment has no runner, an objective has no runner or service
 	// metric source, or an orchestration is RUNNING (reason
-	// ORCHESTRATION_RUNNING) unless this repeats its start (same request_id);
-	// NOT_FOUND when the experiment does not exist. A refused request stores
-	// nothing.
+	// ORCHESTRATION_RUNNING) and this is no repeat of its start (same
+	// request_id); NOT_FOUND when the experiment does not exist. A refused
+	// request stores nothing.
 	StartOrchestration(context.Context, *StartOrchestrationRequest) (*Orchestration, error)
 	// Stops a RUNNING orchestration: it creates no more trials, and its trials
 	// in flight are stopped through their runner, best effort (a trial whose

@@ -297,9 +297,9 @@ class StartOrchestrationRequest(_message.Message):
     name: _builtins.str
     """`experiments/{experiment_id}/orchestration`."""
     request_id: _builtins.str
-    """Idempotency key, at most 255 characters: a repeat with the same id while
-    the orchestration it started is RUNNING returns that orchestration.
-    Empty: no idempotency.
+    """Idempotency key, at most 255 characters: a repeat with the same id
+    returns the orchestration the first call started (whatever its state
+    now), as long as no other start replaced it. Empty: no idempotency.
     """
     @_builtins.property
     def options(self) -> Global___OrchestrationOptions:

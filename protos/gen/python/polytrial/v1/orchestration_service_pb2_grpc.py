@@ -90,9 +90,9 @@ class OrchestrationServiceServicer:
         start from zero. INVALID_ARGUMENT names a bad option; FAILED_PRECONDITION
         when the experiment has no runner, an objective has no runner or service
         metric source, or an orchestration is RUNNING (reason
-        ORCHESTRATION_RUNNING) unless this repeats its start (same request_id);
-        NOT_FOUND when the experiment does not exist. A refused request stores
-        nothing.
+        ORCHESTRATION_RUNNING) and this is no repeat of its start (same
+        request_id); NOT_FOUND when the experiment does not exist. A refused
+        request stores nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -54,9 +54,9 @@ class OrchestrationServiceStub:
     start from zero. INVALID_ARGUMENT names a bad option; FAILED_PRECONDITION
     when the experiment has no runner, an objective has no runner or service
     metric source, or an orchestration is RUNNING (reason
-    ORCHESTRATION_RUNNING) unless this repeats its start (same request_id);
-    NOT_FOUND when the experiment does not exist. A refused request stores
-    nothing.
+    ORCHESTRATION_RUNNING) and this is no repeat of its start (same
+    request_id); NOT_FOUND when the experiment does not exist. A refused
+    request stores nothing.
     """
     StopOrchestration: _grpc.UnaryUnaryMultiCallable[_orchestration_service_pb2.StopOrchestrationRequest, _orchestration_service_pb2.Orchestration]
     """Stops a RUNNING orchestration: it creates no more trials, and its trials
@@ -91,9 +91,9 @@ class OrchestrationServiceAsyncStub(OrchestrationServiceStub):
     start from zero. INVALID_ARGUMENT names a bad option; FAILED_PRECONDITION
     when the experiment has no runner, an objective has no runner or service
     metric source, or an orchestration is RUNNING (reason
-    ORCHESTRATION_RUNNING) unless this repeats its start (same request_id);
-    NOT_FOUND when the experiment does not exist. A refused request stores
-    nothing.
+    ORCHESTRATION_RUNNING) and this is no repeat of its start (same
+    request_id); NOT_FOUND when the experiment does not exist. A refused
+    request stores nothing.
     """
     StopOrchestration: _aio.UnaryUnaryMultiCallable[_orchestration_service_pb2.StopOrchestrationRequest, _orchestration_service_pb2.Orchestration]  # type: ignore[assignment]
     """Stops a RUNNING orchestration: it creates no more trials, and its trials
@@ -137,9 +137,9 @@ class OrchestrationServiceServicer(metaclass=_abc_1.ABCMeta):
         start from zero. INVALID_ARGUMENT names a bad option; FAILED_PRECONDITION
         when the experiment has no runner, an objective has no runner or service
         metric source, or an orchestration is RUNNING (reason
-        ORCHESTRATION_RUNNING) unless this repeats its start (same request_id);
-        NOT_FOUND when the experiment does not exist. A refused request stores
-        nothing.
+        ORCHESTRATION_RUNNING) and this is no repeat of its start (same
+        request_id); NOT_FOUND when the experiment does not exist. A refused
+        request stores nothing.
         """
 
     @_abc_1.abstractmethod

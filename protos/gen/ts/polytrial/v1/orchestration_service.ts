@@ -214,9 +214,9 @@ export interface StartOrchestrationRequest {
     | OrchestrationOptions
     | undefined;
   /**
-   * Idempotency key, at most 255 characters: a repeat with the same id while
-   * the orchestration it started is RUNNING returns that orchestration.
-   * Empty: no idempotency.
+   * Idempotency key, at most 255 characters: a repeat with the same id
+   * returns the orchestration the first call started (whatever its state
+   * now), as long as no other start replaced it. Empty: no idempotency.
    */
   requestId: string;
 }
@@ -1172,9 +1172,9 @@ export const OrchestrationServiceService = {
    * start from zero. INVALID_ARGUMENT names a bad option; FAILED_PRECONDITION
    * when the experiment has no runner, an objective has no runner or service
    * metric source, or an orchestration is RUNNING (reason
-   * ORCHESTRATION_RUNNING) unless this repeats its start (same request_id);
-   * NOT_FOUND when the experiment does not exist. A refused request stores
-   * nothing.
+   * ORCHESTRATION_RUNNING) and this is no repeat of its start (same
+   * request_id); NOT_FOUND when the experiment does not exist. A refused
+   * request stores nothing.
    */
   startOrchestration: {
     path: "/polytrial.v1.OrchestrationService/StartOrchestration" as const,
@@ -1216,9 +1216,9 @@ export interface OrchestrationServiceServer extends UntypedServiceImplementation
    * start from zero. INVALID_ARGUMENT names a bad option; FAILED_PRECONDITION
    * when the experiment has no runner, an objective has no runner or service
    * metric source, or an orchestration is RUNNING (reason
-   * ORCHESTRATION_RUNNING) unless this repeats its start (same request_id);
-   * NOT_FOUND when the experiment does not exist. A refused request stores
-   * nothing.
+   * ORCHESTRATION_RUNNING) and this is no repeat of its start (same
+   * request_id); NOT_FOUND when the experiment does not exist. A refused
+   * request stores nothing.
    */
   startOrchestration: handleUnaryCall<StartOrchestrationRequest, Orchestration>;
   /**
@@ -1256,9 +1256,9 @@ export interface OrchestrationServiceClient extends Client {
    * start from zero. INVALID_ARGUMENT names a bad option; FAILED_PRECONDITION
    * when the experiment has no runner, an objective has no runner or service
    * metric source, or an orchestration is RUNNING (reason
-   * ORCHESTRATION_RUNNING) unless this repeats its start (same request_id);
-   * NOT_FOUND when the experiment does not exist. A refused request stores
-   * nothing.
+   * ORCHESTRATION_RUNNING) and this is no repeat of its start (same
+   * request_id); NOT_FOUND when the experiment does not exist. A refused
+   * request stores nothing.
    */
   startOrchestration(
     request: StartOrchestrationRequest,
