@@ -329,6 +329,43 @@ def test_a_lost_runner_trial_has_its_job_stopped_and_an_undeployed_one_not(
     assert len(runner.stops) == 1
 
 
+def test_a_runner_trial_found_lost_by_a_read_has_its_job_stopped(
+    tmp_path: Path, serve_runner: Any
+) -> None:
+    # The sweep is an hour away: only the read below can find the trial lost.
+    polytrial, port = create_server(
+        f"sqlite:///{tmp_path / 'polytrial.db'}",
+        "127.0.0.1:0",
+        sweep_interval_s=3600.0,
+    )
+    polytrial.start()
+    api = connect(port)
+    try:
+        runner = FakeRunner()
+        runner_experiment(api, "read", serve_runner(runner))
+        [deployed] = api.suggest("read", ttl_s=1.0)
+        deploy(api, deployed.name)
+
+        lost = wait_for(
+            lambda: (
+                [
+                    t
+                    for t in api.all_trials("read")
+                    if t.status == tpb.TRIAL_STATUS_FAILED
+                ]
+                or None
+            )
+        )
+        [(reason, metadata)] = wait_for(lambda: list(runner.stops) or None)
+    finally:
+        api.close()
+        polytrial.stop(grace_s=0.5)
+
+    assert [t.index for t in lost] == [deployed.index]
+    assert reason.startswith("lost")
+    assert metadata == {"name": "job"}
+
+
 # SIGTERM with a runner call in flight --------------------------------------------
 
 _LISTENING = re.compile(r"listening on [^\s]+:(\d+)")

@@ -232,6 +232,8 @@ def create_server(
         if sweep_interval_s > 0
         else None
     )
+    if sweeper is not None:
+        trials.on_lost = sweeper.stop_jobs
     server = PolytrialServer(
         grpc_server,
         db,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Sequence
 from concurrent import futures
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -117,6 +118,11 @@ class LostTrialSweeper:
                 continue
             for experiment_id, index in failed:
                 self._stop_job(experiment_id, index)
+
+    def stop_jobs(self, experiment_id: str, indices: Sequence[int]) -> None:
+        """Queues the stops of runner jobs of trials found lost outside a sweep."""
+        for index in indices:
+            self._stop_job(experiment_id, index)
 
     def _stop_job(self, experiment_id: str, index: int) -> None:
         """Queues the stop of a lost trial's runner job, if it has one."""

@@ -275,6 +275,9 @@ class Trials:
     def __init__(self, db: Database, generations: GenerationPool | None = None):
         self.db = db
         self.generations = generations or GenerationPool()
+        # Told (after the commit) which trials a read or write found lost, so
+        # their runner jobs can be stopped; the server sets it to its sweeper's.
+        self.on_lost: Callable[[str, Sequence[int]], None] | None = None
 
     # Reads -----------------------------------------------------------------
 
@@ -1370,14 +1373,15 @@ class Trials:
         )
         self._log_lost(experiment_id, lost)
 
-    @staticmethod
-    def _log_lost(experiment_id: str, lost: Sequence[int]) -> None:
+    def _log_lost(self, experiment_id: str, lost: Sequence[int]) -> None:
         for index in lost:
             logger.info(
                 "experiment %s trial %d failed: lost (time-to-live ran out)",
                 experiment_id,
                 index,
             )
+        if lost and self.on_lost is not None:
+            self.on_lost(experiment_id, lost)
 
 
 __all__ = ["ArmInput", "Trials", "arm_data", "observed_arms"]
