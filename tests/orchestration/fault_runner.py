@@ -8,6 +8,8 @@ Modes:
     unknown-metric  jobs poll COMPLETED; the data is of a metric named
                     `hartmann_six`, which no experiment of the tests names.
     nan             jobs poll COMPLETED; the objective's value is NaN.
+    no-poll         PollTrialStatus is not implemented; the data is there at
+                    once (hartmann6 = 1.0).
 
 Prints `listening on HOST:PORT` and `job started name=... key=...` like the
 example runners.
@@ -56,6 +58,12 @@ class FaultRunner(Runner):
     ) -> Sequence[Observation]:
         if self.mode == "unknown-metric":
             return [Observation(arm.name, UNKNOWN_METRIC, 1.0) for arm in trial.arms]
+        if self.mode == "no-poll":
+            return [
+                Observation(arm.name, metric, 1.0)
+                for arm in trial.arms
+                for metric in metric_names
+            ]
         if self.mode == "nan":
             return [
                 Observation(arm.name, metric, math.nan)
@@ -65,15 +73,24 @@ class FaultRunner(Runner):
         return []
 
 
+class NoPollRunner(FaultRunner):
+    """A fault runner with the SDK's default poll, which answers UNIMPLEMENTED."""
+
+    poll = Runner.poll
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--address", default="127.0.0.1:0")
     parser.add_argument(
-        "--mode", choices=("refuse", "no-data", "unknown-metric", "nan"), required=True
+        "--mode",
+        choices=("refuse", "no-data", "unknown-metric", "nan", "no-poll"),
+        required=True,
     )
     args = parser.parse_args()
+    runner = NoPollRunner if args.mode == "no-poll" else FaultRunner
     serve(
-        FaultRunner(args.mode),
+        runner(args.mode),
         args.address,
         on_listening=lambda bound: print(f"listening on {bound}", flush=True),
     )

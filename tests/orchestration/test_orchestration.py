@@ -228,3 +228,19 @@ def test_deleting_the_experiment_ends_its_orchestration_quietly(
         client.get_orchestration("deleted")
     time.sleep(0.5)
     assert list(client.list_trials("deleted")) == []
+
+
+def test_runner_that_cannot_poll_has_its_trials_completed_once_their_data_is_in(
+    server: Served, runners: Callable[..., Process]
+) -> None:
+    runner = runners("no-poll")
+    client = server.client
+    create_hartmann6(client, "nopoll", runner.address)
+
+    client.start_orchestration(
+        "nopoll", max_trials=3, max_parallel_trials=3, poll_interval_s=0.1
+    )
+    done = client.wait_for_orchestration("nopoll", timeout_s=60, poll_interval_s=0.2)
+
+    assert done.state is OrchestrationState.COMPLETED
+    assert done.trial_counts == {TrialStatus.COMPLETED: 3}

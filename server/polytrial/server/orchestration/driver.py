@@ -218,6 +218,12 @@ class _Tick:
         trial = outcome.trial
         if trial.status is not S.RUNNING:
             return
+        if outcome.polled_state is None:
+            # A runner that cannot be polled never says COMPLETED: its trial
+            # completes once every objective has its final value.
+            if not policy.missing_objectives(trial, self.objectives):
+                self._complete(index)
+            return
         if outcome.polled_state != runner_service_pb2.RUNNER_TRIAL_STATE_COMPLETED:
             note.completed_since = None
             return
@@ -246,6 +252,20 @@ class _Tick:
                 dropped=outcome.dropped,
             )
             self._end_trial(index, S.FAILED, reason)
+
+    def _complete(self, index: int) -> None:
+        try:
+            self.driver.trials.complete(self.eid, index, [])
+        except PolytrialError as error:
+            # Completed or ended meanwhile by someone else: nothing to do.
+            logger.debug("experiment %s trial %d: %s", self.eid, index, error.message)
+            return
+        logger.info(
+            "experiment %s trial %d completed by the orchestration (its runner "
+            "cannot be polled; every objective has its final value)",
+            self.eid,
+            index,
+        )
 
     def _unreachable(self, index: int, message: str) -> None:
         """Applies the unreachable timeout to a trial whose runner did not answer."""
