@@ -142,7 +142,8 @@ class _Tick:
             self._suggest_pending()
 
         # The trials just deployed may already have failed (a refusing
-        # runner); the next tick counts them. Step 6: save and schedule.
+        # runner), so the end conditions are checked again. Step 6: save
+        # and schedule the next tick.
         if not self._maybe_end():
             self._save(next_tick=True)
 

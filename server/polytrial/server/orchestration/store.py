@@ -143,7 +143,10 @@ class Progress:
     def to_json(self) -> dict[str, Any]:
         """The progress as JSON."""
         return {
-            "notes": {str(i): n.to_json() for i, n in self.notes.items()},
+            # Empty notes (a trial that answered, or ended) are not kept.
+            "notes": {
+                str(i): n.to_json() for i, n in self.notes.items() if n.to_json()
+            },
             "pending_request_id": self.pending_request_id,
             "pending_count": self.pending_count,
             "suggestions": self.suggestions,
