@@ -84,11 +84,18 @@ from polytrial.server.errors import PolytrialError
 
 logger = logging.getLogger(__name__)
 
-# Optimizer budgets: a few restarts from the best of a few hundred quasi-random
-# starts find the acquisition maximum of these small problems; larger budgets
-# cost latency without a measurable gain on the benchmark problems.
-NUM_RESTARTS = 8
-RAW_SAMPLES = 256
+# Optimizer budgets: the best of 1,024 quasi-random starts seed 20 restarts of
+# L-BFGS-B, all optimized as one batch. At these problem sizes each step costs
+# PyTorch overhead more than arithmetic, so the larger budgets (Ax's) cost
+# little time; over six seeds in process (30 trials) they cut the median
+# final regret from 0.138 to 0.085 on Hartmann6 with noise sd 0.1 and from
+# 0.038 to 0.025 without noise, against 8 restarts from 256 starts.
+NUM_RESTARTS = 20
+RAW_SAMPLES = 1024
+# The mixed optimizer visits discrete neighbours of every restart at every
+# step, so its cost grows with the restarts: it keeps the smaller budget.
+MIXED_RESTARTS = 8
+MIXED_RAW_SAMPLES = 256
 MC_SAMPLES = 128
 MAX_ITERATIONS = 100
 MIN_NOISE_VARIANCE = 1e-6
@@ -426,11 +433,14 @@ def _optimize(
             discrete_dims=discrete,
             cat_dims=categorical,
             q=request.count,
-            num_restarts=NUM_RESTARTS,
-            raw_samples=RAW_SAMPLES,
+            num_restarts=MIXED_RESTARTS,
+            raw_samples=MIXED_RAW_SAMPLES,
             fixed_features=fixed or None,
             inequality_constraints=inequality,
-            options={"batch_limit": NUM_RESTARTS, "init_batch_limit": RAW_SAMPLES},
+            options={
+                "batch_limit": MIXED_RESTARTS,
+                "init_batch_limit": MIXED_RAW_SAMPLES,
+            },
         )
     else:
         candidates, values = optimize_acqf(
