@@ -63,3 +63,13 @@ def test_stopped_server_refuses_new_calls_and_keeps_its_data(tmp_path: Path) -> 
     finally:
         api.close()
         again.stop(grace_s=0.5)
+
+
+def test_second_server_on_a_port_in_use_fails_to_bind(tmp_path: Path) -> None:
+    first, port = create_server(f"sqlite:///{tmp_path / 'a.db'}", "127.0.0.1:0")
+    first.start()
+    try:
+        with pytest.raises(RuntimeError, match="could not bind"):
+            create_server(f"sqlite:///{tmp_path / 'b.db'}", f"127.0.0.1:{port}")
+    finally:
+        first.stop(grace_s=0.5)

@@ -161,6 +161,7 @@ def create_server(
     sqlite_synchronous: str = "NORMAL",
     max_concurrent_generations: int = DEFAULT_MAX_CONCURRENT_GENERATIONS,
     orchestration_lease_s: float = DEFAULT_LEASE_S,
+    share_port: bool = False,
 ) -> tuple[PolytrialServer, int]:
     """Builds a server on `db_url`, migrates the database and binds `address`.
 
@@ -179,6 +180,10 @@ def create_server(
         orchestration_lease_s: How long this replica's hold on an
             orchestration lasts unrenewed; another replica takes it over
             that long after this one died.
+        share_port: Bind with SO_REUSEPORT, so that other replicas (the
+            `--workers` of `polytrial serve`) can listen on the same port.
+            Off by default: gRPC would otherwise let a second, unrelated
+            server bind a port in use and silently take half its clients.
 
     Returns:
         The server (not started) and the port it bound.
@@ -197,7 +202,10 @@ def create_server(
     grpc_server = grpc.server(
         executor,
         interceptors=[ErrorMappingInterceptor()],
-        options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 1 if share_port else 0),
+        ],
     )
     trials = Trials(db, generations)
     # A hung runner may hold at most half the RPC threads (and 4 per runner,
@@ -223,9 +231,19 @@ def create_server(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), grpc_server
     )
 
-    port = grpc_server.add_insecure_port(address)
+    try:
+        port = grpc_server.add_insecure_port(address)
+    except RuntimeError as error:  # gRPC's message points at its debug logs
+        port = 0
+        cause: Exception | None = error
+    else:
+        cause = None
     if port == 0:
-        raise RuntimeError(f"could not bind {address}")
+        db.dispose()
+        raise RuntimeError(
+            f"could not bind {address}: the port is in use (or the host is not "
+            "an address of this machine)"
+        ) from cause
     host = address.rsplit(":", 1)[0]
     sweeper = (
         LostTrialSweeper(db, sweep_interval_s, runner_client=runner_client)

@@ -83,6 +83,12 @@ def serve(
         "another replica takes it over that long after this one died. Keep it "
         "above the longest model fit.",
     ),
+    share_port: bool = typer.Option(
+        False,
+        "--share-port",
+        hidden=True,
+        help="Bind with SO_REUSEPORT (set by --workers for its replicas).",
+    ),
 ) -> None:
     """Runs the Polytrial server until SIGINT or SIGTERM."""
     level = logging.getLevelName(log_level.upper())
@@ -99,13 +105,18 @@ def serve(
         raise typer.BadParameter(
             "must be NORMAL or FULL", param_hint="--sqlite-synchronous"
         )
-    server, port = create_server(
-        db,
-        address,
-        sqlite_synchronous=sqlite_synchronous.upper(),
-        max_concurrent_generations=max_concurrent_generations,
-        orchestration_lease_s=orchestration_lease_s,
-    )
+    try:
+        server, port = create_server(
+            db,
+            address,
+            sqlite_synchronous=sqlite_synchronous.upper(),
+            max_concurrent_generations=max_concurrent_generations,
+            orchestration_lease_s=orchestration_lease_s,
+            share_port=share_port or workers > 1,
+        )
+    except RuntimeError as error:  # the address could not be bound
+        logger.error("%s", error)
+        raise typer.Exit(1) from error
     # More workers: the same command on the port this one bound. Each is a
     # full replica (its own pool and lost-trial sweep) and the kernel spreads
     # client connections over them.
@@ -131,6 +142,7 @@ def serve(
                 str(max_concurrent_generations),
                 "--orchestration-lease-s",
                 str(orchestration_lease_s),
+                "--share-port",
             ]
         )
         for _ in range(workers - 1)
