@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from _engine_protos import (
     choice_param,
@@ -341,6 +343,12 @@ def test_float_range_wider_than_the_largest_double_is_refused() -> None:
     assert (
         "wider than the largest double" in found[f"{FIELD}.parameters[0].range.upper"]
     )
+
+
+def test_nan_bound_is_one_violation_on_its_own_field() -> None:
+    found = violations(space_pb([float_param("x", math.nan, 1.0)]))
+    assert list(found) == [f"{FIELD}.parameters[0].range.lower"]
+    assert "finite" in found[f"{FIELD}.parameters[0].range.lower"]
 
 
 def test_parameter_name_with_a_trailing_newline_is_refused() -> None:

@@ -241,7 +241,12 @@ def _parse_range(
             f"parameter {name!r}: lower bound {lower:g} must be below the upper "
             f"bound {upper:g}",
         )
-    elif strict and not math.isfinite(upper - lower):
+    elif (
+        strict
+        and math.isfinite(lower)
+        and math.isfinite(upper)
+        and not math.isfinite(upper - lower)
+    ):
         collector.add(
             f"{path}.upper",
             f"parameter {name!r}: the range [{lower:g}, {upper:g}] is wider than "

@@ -306,7 +306,10 @@ def _enumerate_remaining(
         feasible += 1
         if space.arm_key(arm) not in excluded:
             remaining.append(arm)
-    scope = " with the pinned values" if pinned else ""
+    # Fixed parameters are among `pinned` too; only pins of tunable ones
+    # narrow the space the message speaks of.
+    tunable = set(space.tunable_names)
+    scope = " with the pinned values" if tunable.intersection(pinned) else ""
     left = len(remaining) + picked
     if not left:
         raise SearchSpaceExhausted(

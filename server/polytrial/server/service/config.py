@@ -194,6 +194,8 @@ def address_problem(address: str) -> str | None:
         return f"{address!r} is not of the form host:port or unix:/path"
     if "/" in host or (host.startswith("[") != host.endswith("]")):
         return f"{address!r} is not of the form host:port or unix:/path"
+    if ":" in host and not host.startswith("["):
+        return f"{address!r}: an IPv6 host goes in brackets, as [::1]:50051"
     if not port.isdigit() or not 1 <= int(port) <= 65535:
         return f"{address!r} has no port from 1 to 65535"
     return None
