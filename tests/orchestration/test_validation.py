@@ -200,3 +200,68 @@ def test_retried_start_returns_its_orchestration_even_after_it_ended(
         assert repeat.state == pb.ORCHESTRATION_STATE_STOPPED
     finally:
         channel.close()
+
+
+def test_reused_request_id_with_other_options_is_invalid_argument_request_id_reused(
+    server: Served,
+) -> None:
+    client = server.client
+    create_hartmann6(client, "reused", "127.0.0.1:1")
+    channel = grpc.insecure_channel(client.address)
+    stub = pbg.OrchestrationServiceStub(channel)
+
+    def start(options: pb.OrchestrationOptions) -> pb.Orchestration:
+        request = pb.StartOrchestrationRequest(
+            name="experiments/reused/orchestration",
+            options=options,
+            request_id="same-id",
+        )
+        return stub.StartOrchestration(request, timeout=30)
+
+    try:
+        first = start(pb.OrchestrationOptions(max_trials=2))
+        # Sending a default explicitly asks the same as leaving it out.
+        repeat = start(pb.OrchestrationOptions(max_trials=2, max_parallel_trials=1))
+        assert repeat.uid == first.uid
+
+        with pytest.raises(grpc.RpcError) as raised:
+            start(pb.OrchestrationOptions(max_trials=9, max_parallel_trials=3))
+        typed = from_rpc_error(raised.value)
+        assert isinstance(typed, InvalidArgumentError)
+        assert typed.reason == "REQUEST_ID_REUSED"
+        assert [v.field for v in typed.violations] == ["request_id"]
+        assert "max_trials" in str(typed) and "max_parallel_trials" in str(typed)
+
+        # Nothing changed: the first orchestration stands, with its options.
+        current = client.get_orchestration("reused")
+        assert current.uid == first.uid
+        assert current.options.max_trials == 2
+        assert current.options.max_parallel_trials == 1
+    finally:
+        client.stop_orchestration("reused")
+        channel.close()
+
+
+def test_too_long_request_id_is_limit_exceeded_as_for_suggest_trials(
+    server: Served,
+) -> None:
+    client = server.client
+    create_hartmann6(client, "longid", "127.0.0.1:1")
+    channel = grpc.insecure_channel(client.address)
+    stub = pbg.OrchestrationServiceStub(channel)
+    request = pb.StartOrchestrationRequest(
+        name="experiments/longid/orchestration",
+        options=pb.OrchestrationOptions(max_trials=2),
+        request_id="x" * 256,
+    )
+    try:
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.StartOrchestration(request, timeout=30)
+        typed = from_rpc_error(raised.value)
+        assert isinstance(typed, InvalidArgumentError)
+        assert typed.reason == "LIMIT_EXCEEDED"
+        assert [v.field for v in typed.violations] == ["request_id"]
+        with pytest.raises(NotFoundError):
+            client.get_orchestration("longid")
+    finally:
+        channel.close()

@@ -6,7 +6,11 @@ and takes each objective from a runner or a metric service, since a trial
 whose objective only a client reports could never complete here). A RUNNING
 orchestration is not replaced (FAILED_PRECONDITION, reason
 ORCHESTRATION_RUNNING); a finished one is. A start that repeats the request
-id of the stored orchestration returns that one, whatever its state.
+id and the options of the stored orchestration returns that one, whatever
+its state; the same id with other options is INVALID_ARGUMENT (reason
+REQUEST_ID_REUSED), as for SuggestTrials. Options are compared with their
+defaults filled in, so leaving an option out and sending its default are the
+same request.
 """
 
 from __future__ import annotations
@@ -83,7 +87,10 @@ class Orchestrations:
             request_id: Idempotency key of the start.
 
         Raises:
-            InvalidArgument: the request id is too long (INVALID_ARGUMENT).
+            InvalidArgument: the request id is too long (INVALID_ARGUMENT,
+                reason LIMIT_EXCEEDED), or it started this experiment's
+                orchestration with other options (INVALID_ARGUMENT, reason
+                REQUEST_ID_REUSED).
             NotFound: no such experiment (NOT_FOUND).
             FailedPrecondition: no runner, an objective without a runner or
                 service source, or an orchestration RUNNING
@@ -94,6 +101,7 @@ class Orchestrations:
                 f"request_id has {len(request_id)} characters; at most "
                 f"{MAX_REQUEST_ID_LENGTH} are allowed",
                 field="request_id",
+                reason="LIMIT_EXCEEDED",
             )
 
         def work(repo: Repository) -> tuple[OrchestrationView, bool]:
@@ -105,6 +113,7 @@ class Orchestrations:
             _check_experiment(experiment_id, load_config(experiment))
             existing = store.load(repo, experiment_id, for_update=True)
             if existing is not None and request_id == existing.request_id != "":
+                _check_same_request(existing, options)
                 # A retried start: its orchestration, even if it ended since.
                 return self._view(repo, experiment_id), False
             if existing is not None and existing.state is State.RUNNING:
@@ -190,6 +199,28 @@ def _require(
             name, f"{name} does not exist: the experiment was never orchestrated"
         )
     return record
+
+
+def _check_same_request(existing: OrchestrationRecord, options: Options) -> None:
+    """Refuses a start that reuses the stored start's request id for other options.
+
+    The stored options are the first request's, defaults filled in, so they
+    serve as its fingerprint: no separate digest is needed.
+    """
+    if existing.options == options:
+        return
+    changed = [
+        name
+        for name, value in options.to_json().items()
+        if existing.options.to_json().get(name) != value
+    ]
+    raise InvalidArgument(
+        f"request_id {existing.request_id!r} was already used to start "
+        f"{existing.name} with other options (differing: "
+        f"{', '.join(changed)}); use a new id for a new request",
+        field="request_id",
+        reason="REQUEST_ID_REUSED",
+    )
 
 
 def _check_experiment(experiment_id: str, config: ExperimentConfig) -> None:
