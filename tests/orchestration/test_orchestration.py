@@ -244,3 +244,42 @@ def test_runner_that_cannot_poll_has_its_trials_completed_once_their_data_is_in(
 
     assert done.state is OrchestrationState.COMPLETED
     assert done.trial_counts == {TrialStatus.COMPLETED: 3}
+
+
+def test_failed_orchestrations_message_counts_agree_with_its_trial_counts(
+    server: Served, runners: Callable[..., Process]
+) -> None:
+    runner = runners("example", job_s=60.0)
+    client = server.client
+    create_hartmann6(client, "counts", runner.address)
+    client.start_orchestration(
+        "counts",
+        max_trials=4,
+        max_parallel_trials=4,
+        min_failed_trials_for_failure_check=3,
+        tolerated_failure_rate=0.5,
+        poll_interval_s=0.1,
+    )
+    _wait_until(
+        client, "counts", lambda o: o.trial_counts.get(TrialStatus.RUNNING, 0) == 4
+    )
+
+    # Three of four fail while the fourth is still running: the tick that
+    # sees it ends the orchestration and stops the fourth.
+    for trial in list(client.list_trials("counts"))[:3]:
+        client.fail_trial(trial, reason="failed by the test")
+    done = client.wait_for_orchestration("counts", timeout_s=60, poll_interval_s=0.2)
+
+    assert done.state is OrchestrationState.FAILED
+    assert "3 of 4 trials failed" in done.state_message
+    assert not {TrialStatus.CANDIDATE, TrialStatus.RUNNING} & set(done.trial_counts)
+    assert done.trial_counts[TrialStatus.FAILED] == 3
+    listed = ", ".join(
+        f"{status.name} {count}"
+        for status, count in sorted(
+            done.trial_counts.items(), key=lambda item: list(TrialStatus).index(item[0])
+        )
+    )
+    assert done.state_message.endswith(
+        f"; trials once those in flight were stopped: {listed}"
+    )

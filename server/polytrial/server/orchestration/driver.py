@@ -7,7 +7,8 @@
        runner lost the job, stays unreachable, or said COMPLETED without
        objective data for longer than the grace period
     4. end the orchestration on its timeout, a failure rate over the
-       tolerated one, or a used budget with nothing in flight
+       tolerated one, or a used budget with nothing in flight; the trials
+       in flight are stopped before the end is recorded
     5. suggest (one request, idempotent under its request id) and deploy new
        trials up to `max_parallel_trials`, within the budget
     6. save the progress and the next tick's time
@@ -21,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from polytrial.server.errors import (
@@ -329,7 +331,7 @@ class _Tick:
             return True
         failure = policy.failure_message(options, counts)
         if failure is not None:
-            self._end(State.FAILED, failure, in_flight > 0)
+            self._end(State.FAILED, failure, in_flight > 0, with_counts=True)
             return True
         used = created >= options.max_trials or bool(record.progress.exhausted)
         if used and in_flight == 0 and not record.progress.pending_request_id:
@@ -337,8 +339,41 @@ class _Tick:
             return True
         return False
 
-    def _end(self, state: State, message: str, stop_in_flight: bool) -> None:
+    def _end(
+        self,
+        state: State,
+        message: str,
+        stop_in_flight: bool,
+        *,
+        with_counts: bool = False,
+    ) -> None:
+        """Stops the trials in flight, then records the end.
+
+        The trials are stopped first, under the lease, so that the ended
+        orchestration is never seen with trials it still has to stop, and so
+        that the counts `with_counts` appends to the message are the final
+        ones (those in flight ABANDONED or EARLY_STOPPED), agreeing with the
+        orchestration's `trial_counts`. A crash in between leaves it RUNNING;
+        the next tick makes the same decision again (its rules only ever
+        count more failures and more elapsed time).
+        """
         record = self.record
+        # Stop the trials in flight, renewing the lease between runner calls.
+        if stop_in_flight:
+            stop_trials(
+                self.db,
+                self.driver.trials,
+                self.driver.deployments,
+                record,
+                f"orchestration {state.name}: {message}",
+                between=self._renew_if_due,
+            )
+
+        # Record the end, with the trial counts as they now are.
+        if with_counts:
+            counts = self.db.run(lambda repo: read_counts(repo, record), write=False)
+            which = "once those in flight were stopped" if stop_in_flight else "now"
+            message = f"{message}; trials {which}: {policy.count_text(counts)}"
         record.state, record.state_message = state, message
         record.end_time = _now()
         self._save()
@@ -351,14 +386,6 @@ class _Tick:
             len(record.trial_indices),
             f": {message}" if message else "",
         )
-        if stop_in_flight:
-            stop_trials(
-                self.db,
-                self.driver.trials,
-                self.driver.deployments,
-                self.record,
-                f"orchestration {state.name}: {message}",
-            )
 
     # Step 5 ----------------------------------------------------------------
 
@@ -479,12 +506,23 @@ def stop_trials(
     deployments: Deployments,
     record: OrchestrationRecord,
     reason: str,
+    *,
+    between: Callable[[], None] | None = None,
 ) -> None:
     """Stops the orchestration's trials in flight, best effort.
 
     A CANDIDATE trial is abandoned; a STAGED or RUNNING one is stopped
     through its runner (EARLY_STOPPED with data, else ABANDONED). A trial
     whose runner cannot be reached stays as it is, and is logged.
+
+    Args:
+        db: The database.
+        trials: The trial service (abandons CANDIDATE trials).
+        deployments: Stops deployed trials through their runners.
+        record: The orchestration.
+        reason: The stopped trials' reason.
+        between: Called after each trial (the driver renews its lease there;
+            an exception it raises ends the loop).
     """
     statuses = db.run(
         lambda repo: store.trial_statuses(
@@ -509,6 +547,8 @@ def stop_trials(
                     status.name,
                     error,
                 )
+        if between is not None:
+            between()
 
 
 def read_counts(repo: Repository, record: OrchestrationRecord) -> Counter[TrialStatus]:

@@ -1,6 +1,7 @@
 """One tick's decisions, as pure functions: no database, no runner, no clock.
 
     failure_message     has the failure rate been exceeded? (case c07)
+    count_text          trials by status, as the end messages quote them
     trials_to_create    how many new trials this tick may suggest and deploy
     missing_data_reason why a runner-COMPLETED trial without data is FAILED (c08)
     unreachable_reason  why a trial whose runner stays unreachable is FAILED
@@ -24,7 +25,12 @@ FAILED_LIKE = frozenset({S.FAILED, S.ABANDONED})
 
 
 def failure_message(options: Options, counts: Mapping[TrialStatus, int]) -> str | None:
-    """The FAILED state's message when too many trials failed, else None."""
+    """Why the orchestration FAILED when too many trials failed, else None.
+
+    The text gives the rate the decision was made on; the trial counts are
+    appended by the caller once the trials in flight were stopped, so that
+    they agree with the counts the orchestration reports.
+    """
     created = sum(counts.values())
     failed = sum(counts.get(s, 0) for s in FAILED_LIKE)
     if created == 0 or failed < options.min_failed_trials_for_failure_check:
@@ -36,12 +42,12 @@ def failure_message(options: Options, counts: Mapping[TrialStatus, int]) -> str 
         f"failure rate exceeded: {failed} of {created} trials failed "
         f"({rate:.0%}), more than the tolerated "
         f"{options.tolerated_failure_rate:.0%} (checked once "
-        f"{options.min_failed_trials_for_failure_check} trials failed); "
-        f"{_count_text(counts)}"
+        f"{options.min_failed_trials_for_failure_check} trials failed)"
     )
 
 
-def _count_text(counts: Mapping[TrialStatus, int]) -> str:
+def count_text(counts: Mapping[TrialStatus, int]) -> str:
+    """Trials by status in lifecycle order, e.g. "ABANDONED 1, FAILED 3"."""
     return ", ".join(f"{s.name} {n}" for s, n in sorted_counts(counts))
 
 
