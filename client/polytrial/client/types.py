@@ -147,7 +147,8 @@ class Trial:
         generation: How the arms were generated; None for attached trials
             when the server records none.
         status_reason: Why the trial failed or was abandoned.
-        missing_metrics: Objectives the completion did not report.
+        missing_metrics: Always empty in this version (a completion must
+            carry every objective; see `polytrial.v1.Trial.missing_metrics`).
         run_metadata: The runner's metadata.
         deployed_name: The runner's name for the trial.
         create_time, run_time, end_time, expire_time: Timestamps (UTC).

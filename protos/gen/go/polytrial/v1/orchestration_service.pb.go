@@ -410,9 +410,12 @@ type StartOrchestrationRequest struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// How to run it.
 	Options *OrchestrationOptions `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
-	// Idempotency key, at most 255 characters: a repeat with the same id
-	// returns the orchestration the first call started (whatever its state
-	// now), as long as no other start replaced it. Empty: no idempotency.
+	// Idempotency key, at most 255 characters (else INVALID_ARGUMENT, reason
+	// LIMIT_EXCEEDED): a repeat with the same id and the same options returns
+	// the orchestration the first call started (whatever its state now), as
+	// long as no other start replaced it. The same id with other options
+	// (compared with their defaults filled in) is INVALID_ARGUMENT, reason
+	// REQUEST_ID_REUSED, and stores nothing. Empty: no idempotency.
 	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -258,8 +258,12 @@ type Trial struct {
 	EndTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	// The runner that deploys this trial, overriding the experiment's.
 	Runner *RunnerConfig `protobuf:"bytes,15,opt,name=runner,proto3" json:"runner,omitempty"`
-	// Objective metrics the completion did not report (the trial is left out of
-	// best-arm answers and model fitting).
+	// Always empty in this version; kept so that the field number stays
+	// reserved for it. A completion cannot leave an objective out: it must
+	// leave every arm with a final value of every objective (reported with it
+	// or logged before), else it is refused with INVALID_ARGUMENT and the trial
+	// stays RUNNING. Outcome-constraint and tracking metrics that were never
+	// reported are not listed here either.
 	MissingMetrics []string `protobuf:"bytes,16,rep,name=missing_metrics,json=missingMetrics,proto3" json:"missing_metrics,omitempty"`
 	// When a RUNNING trial is declared lost unless renewed by a heartbeat.
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`

@@ -218,8 +218,12 @@ class Trial(_message.Message):
 
     @_builtins.property
     def missing_metrics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Objective metrics the completion did not report (the trial is left out of
-        best-arm answers and model fitting).
+        """Always empty in this version; kept so that the field number stays
+        reserved for it. A completion cannot leave an objective out: it must
+        leave every arm with a final value of every objective (reported with it
+        or logged before), else it is refused with INVALID_ARGUMENT and the trial
+        stays RUNNING. Outcome-constraint and tracking metrics that were never
+        reported are not listed here either.
         """
 
     @_builtins.property

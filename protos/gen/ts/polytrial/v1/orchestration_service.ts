@@ -214,9 +214,12 @@ export interface StartOrchestrationRequest {
     | OrchestrationOptions
     | undefined;
   /**
-   * Idempotency key, at most 255 characters: a repeat with the same id
-   * returns the orchestration the first call started (whatever its state
-   * now), as long as no other start replaced it. Empty: no idempotency.
+   * Idempotency key, at most 255 characters (else INVALID_ARGUMENT, reason
+   * LIMIT_EXCEEDED): a repeat with the same id and the same options returns
+   * the orchestration the first call started (whatever its state now), as
+   * long as no other start replaced it. The same id with other options
+   * (compared with their defaults filled in) is INVALID_ARGUMENT, reason
+   * REQUEST_ID_REUSED, and stores nothing. Empty: no idempotency.
    */
   requestId: string;
 }

@@ -177,8 +177,12 @@ export interface Trial {
     | RunnerConfig
     | undefined;
   /**
-   * Objective metrics the completion did not report (the trial is left out of
-   * best-arm answers and model fitting).
+   * Always empty in this version; kept so that the field number stays
+   * reserved for it. A completion cannot leave an objective out: it must
+   * leave every arm with a final value of every objective (reported with it
+   * or logged before), else it is refused with INVALID_ARGUMENT and the trial
+   * stays RUNNING. Outcome-constraint and tracking metrics that were never
+   * reported are not listed here either.
    */
   missingMetrics: string[];
   /** When a RUNNING trial is declared lost unless renewed by a heartbeat. */
