@@ -31,6 +31,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from polytrial.client import (
+    ArmResult,
     Client,
     GenerationStrategy,
     OptimizationSummary,
@@ -201,23 +202,17 @@ def _plain_line(outcome: TrialOutcome) -> str:
     )
 
 
-def report(console: Console, summary: OptimizationSummary) -> float | None:
-    """Prints the best arm and its regret; returns the regret (None: no data)."""
-    counts = f"{summary.num_completed} completed, {summary.num_failed} failed"
-    if summary.stopped_reason:
-        counts += f"; stopped early: {summary.stopped_reason}"
-    if summary.best is None:
-        console.print(Panel(f"No trial has data yet ({counts}).", title="Best arm"))
-        return None
-
-    best = summary.best
+def best_arm_panel(
+    best: ArmResult, header: Sequence[tuple[str, str]]
+) -> tuple[Panel, float]:
+    """The best arm's panel (after the `header` rows) and its regret."""
     value = best.metrics[METRIC].mean
     regret = value - HARTMANN6_MINIMUM
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    grid.add_row("experiment", summary.experiment.name)
-    grid.add_row("trials", counts)
+    for label, text in header:
+        grid.add_row(label, text)
     grid.add_row(
         "best arm",
         f"{best.arm.name} (trial {', '.join(str(i) for i in best.trial_indices)})",
@@ -227,7 +222,22 @@ def report(console: Console, summary: OptimizationSummary) -> float | None:
     grid.add_row(METRIC, f"{value:.5f}")
     grid.add_row("known minimum", f"{HARTMANN6_MINIMUM:.5f}")
     grid.add_row("regret", f"{regret:.5f}")
-    console.print(Panel(grid, title="Best arm", expand=False))
+    return Panel(grid, title="Best arm", expand=False), regret
+
+
+def report(console: Console, summary: OptimizationSummary) -> float | None:
+    """Prints the best arm and its regret; returns the regret (None: no data)."""
+    counts = f"{summary.num_completed} completed, {summary.num_failed} failed"
+    if summary.stopped_reason:
+        counts += f"; stopped early: {summary.stopped_reason}"
+    if summary.best is None:
+        console.print(Panel(f"No trial has data yet ({counts}).", title="Best arm"))
+        return None
+
+    panel, regret = best_arm_panel(
+        summary.best, [("experiment", summary.experiment.name), ("trials", counts)]
+    )
+    console.print(panel)
     return regret
 
 

@@ -36,12 +36,15 @@ from polytrial.client import (
     Trial,
     TrialStatus,
 )
-from polytrial.examples.hartmann6 import HARTMANN6_MINIMUM, METRIC, PARAMETER_NAMES
+from polytrial.examples.hartmann6 import (
+    HARTMANN6_MINIMUM,
+    METRIC,
+    PARAMETER_NAMES,
+    best_arm_panel,
+)
 from polytrial.examples.local_server import free_port, local_server
 from polytrial.examples.local_server import stop as stop_process
 from rich.console import Console
-from rich.panel import Panel
-from rich.table import Table
 
 RUNNER_SCRIPT = (
     Path(__file__).resolve().parents[3] / "runners/python/examples/benchmark_runner.py"
@@ -162,22 +165,10 @@ def report(console: Console, client: Client, done: Orchestration) -> float | Non
     except FailedPreconditionError:
         console.print("No trial has data.")
         return None
-    value = best.metrics[METRIC].mean
-    regret = value - HARTMANN6_MINIMUM
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
-    grid.add_row("experiment", f"experiments/{done.experiment_id}")
-    grid.add_row(
-        "best arm",
-        f"{best.arm.name} (trial {', '.join(str(i) for i in best.trial_indices)})",
+    panel, regret = best_arm_panel(
+        best, [("experiment", f"experiments/{done.experiment_id}")]
     )
-    for name in PARAMETER_NAMES:
-        grid.add_row(f"  {name}", f"{float(best.arm.parameters[name]):.5f}")
-    grid.add_row(METRIC, f"{value:.5f}")
-    grid.add_row("known minimum", f"{HARTMANN6_MINIMUM:.5f}")
-    grid.add_row("regret", f"{regret:.5f}")
-    console.print(Panel(grid, title="Best arm", expand=False))
+    console.print(panel)
     return regret
 
 
