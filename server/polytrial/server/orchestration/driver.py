@@ -177,10 +177,11 @@ class _Tick:
 
     def _deploy(self, index: int) -> None:
         """Deploys a CANDIDATE trial; a refusal leaves it FAILED with the reason."""
+        called = _now()
         try:
             trial = self.driver.deployments.deploy(self.eid, index)
         except _UNREACHABLE as error:
-            self._unreachable(index, error.message)
+            self._unreachable(index, error.message, called)
             return
         except FailedPrecondition as error:
             if error.reason == "NO_RUNNER":
@@ -203,10 +204,11 @@ class _Tick:
 
     def _refresh(self, index: int) -> None:
         """Polls a deployed trial and applies the grace and lost-job rules."""
+        called = _now()
         try:
             outcome = self.driver.deployments.refresh_outcome(self.eid, index)
         except _UNREACHABLE as error:
-            self._unreachable(index, error.message)
+            self._unreachable(index, error.message, called)
             return
         except FailedPrecondition as error:
             # The runner answered, but refuses to report on the job: NOT_FOUND
@@ -270,12 +272,17 @@ class _Tick:
             index,
         )
 
-    def _unreachable(self, index: int, message: str) -> None:
-        """Applies the unreachable timeout to a trial whose runner did not answer."""
+    def _unreachable(self, index: int, message: str, called: datetime) -> None:
+        """Applies the unreachable timeout to a trial whose runner did not answer.
+
+        The wait counts from the start of the first call that failed, not its
+        end: a hung runner's call takes its timeout times its retries, and
+        counting from the end made trials outlast the timeout by that much.
+        """
         now = _now()
         note = self._note(index)
         if note.unreachable_since is None:
-            note.unreachable_since = now
+            note.unreachable_since = called
         waited_s = (now - note.unreachable_since).total_seconds()
         logger.warning(
             "experiment %s trial %d: runner unreachable for %.1fs: %s",
