@@ -19,6 +19,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -e '.[server,dev,bo]'
 	touch $@
 
+## help: list the targets and what each does.
+.PHONY: help
+help:
+	@awk '/^## /{sub(/^## /, ""); print}' $(MAKEFILE_LIST)
+
 ## setup: create the virtualenv and install the project with its test tools.
 setup: $(VENV)/.installed
 
