@@ -24,6 +24,9 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +36,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/resolver"
 )
 
 // DefaultTimeout is the deadline of one call attempt unless WithTimeout says
@@ -98,16 +102,24 @@ func WithLogger(logger *slog.Logger) Option {
 	return func(o *options) { o.logger = logger }
 }
 
-// Dial connects to the server at address ("host:port") and returns once the
-// channel is ready. It waits until ctx ends, or DefaultDialTimeout when ctx
-// has no deadline, and then answers an *Error with code Unavailable.
+// Dial connects to the server at address and returns once the channel is
+// ready. The address is "host:port" ("localhost:50051", "[::1]:50051"),
+// "unix:/path", or any gRPC target with a scheme ("dns:///host:port").
+//
+// Errors: InvalidArgument, at once and without a connection attempt, for an
+// empty address, a host without a port, or an option out of range;
+// Unavailable when no server answered before ctx ended, or within
+// DefaultDialTimeout when ctx has no deadline.
 func Dial(ctx context.Context, address string, opts ...Option) (*Client, error) {
 	o := options{timeout: DefaultTimeout, retry: DefaultRetryPolicy, logger: slog.Default()}
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if err := checkAddress(address); err != nil {
+		return nil, err
+	}
 	if o.timeout <= 0 {
-		return nil, fmt.Errorf("polytrial: the call timeout must be positive, not %s", o.timeout)
+		return nil, invalidArgument("timeout", "the call timeout (WithTimeout) must be positive, not %s", o.timeout)
 	}
 	if err := o.retry.validate(); err != nil {
 		return nil, err
@@ -118,7 +130,7 @@ func Dial(ctx context.Context, address string, opts ...Option) (*Client, error) 
 	}
 	conn, err := grpc.NewClient(address, append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, o.dialOptions...)...)
 	if err != nil {
-		return nil, fmt.Errorf("polytrial: cannot open a channel to %s: %w", address, err)
+		return nil, invalidArgument("address", "cannot open a channel to %q: %v", address, err)
 	}
 
 	if _, hasDeadline := ctx.Deadline(); !hasDeadline {
@@ -150,6 +162,34 @@ func Dial(ctx context.Context, address string, opts ...Option) (*Client, error) 
 		logger:      o.logger,
 		objectives:  map[string][]string{},
 	}, nil
+}
+
+// checkAddress refuses the addresses that could never reach a server, which
+// gRPC would otherwise try to resolve until the dial timeout: an empty one,
+// and a host without a port (gRPC would quietly pick 443). Targets whose
+// scheme names a resolver other than dns (unix:, passthrough:, ...) are left
+// to that resolver, as grpc.NewClient leaves them.
+func checkAddress(address string) error {
+	const example = `give "host:port", for example "localhost:50051"`
+	if strings.TrimSpace(address) == "" {
+		return invalidArgument("address", "the server address is empty; %s", example)
+	}
+	hostPort := address
+	if scheme, rest, found := strings.Cut(address, ":"); found && resolver.Get(scheme) != nil {
+		if scheme != "dns" {
+			return nil
+		}
+		// dns:host:port, dns:///host:port or dns://authority/host:port.
+		hostPort = rest[strings.LastIndex(rest, "/")+1:]
+	}
+	_, port, err := net.SplitHostPort(hostPort)
+	if err != nil || port == "" {
+		return invalidArgument("address", "%q has no port; %s", address, example)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return invalidArgument("address", "%q: the port %q is not a number from 0 to 65535; %s", address, port, example)
+	}
+	return nil
 }
 
 // Close closes the channel; calls in flight are cancelled.
@@ -315,7 +355,7 @@ type SuggestOptions struct {
 // Errors: NotFound; FailedPrecondition with reason SEARCH_SPACE_EXHAUSTED
 // (IsSearchSpaceExhausted) when a finite space has no new arm left.
 func (c *Client) SuggestTrials(ctx context.Context, experiment string, count int32, opts SuggestOptions) ([]*Trial, error) {
-	pinned, err := opts.Pinned.proto("pinned")
+	pinned, err := opts.Pinned.proto("pinned_parameters")
 	if err != nil {
 		return nil, err
 	}
@@ -358,7 +398,7 @@ func (c *Client) Suggest(ctx context.Context, experiment string) (*Trial, error)
 func (c *Client) AttachTrial(ctx context.Context, experiment string, arms ...Parameters) (*Trial, error) {
 	request := &pb.AttachTrialRequest{Parent: experimentName(experiment), RequestId: NewRequestID()}
 	for i, arm := range arms {
-		parameters, err := arm.proto(fmt.Sprintf("arms[%d]", i))
+		parameters, err := arm.proto(fmt.Sprintf("arms[%d].parameters", i))
 		if err != nil {
 			return nil, err
 		}
@@ -383,7 +423,7 @@ func (c *Client) CompleteTrial(ctx context.Context, trialName string, result Res
 		return nil, err
 	}
 	if result == nil {
-		return nil, fmt.Errorf("polytrial: trial %s: the result is nil", trialName)
+		return nil, invalidArgument("observations", "trial %s: the result is nil", trialName)
 	}
 	var objectives []string
 	if needsObjectives(result) {

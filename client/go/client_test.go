@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,46 +34,66 @@ func TestMain(m *testing.M) {
 }
 
 // runWithServer starts `polytrial serve` on a fresh SQLite file and a port it
-// picks itself, reads the port from its log, runs the tests and kills it.
+// picks itself, runs the tests and stops it.
 func runWithServer(m *testing.M) int {
-	bin := os.Getenv("POLYTRIAL_BIN")
-	if bin == "" {
-		bin = filepath.Join("..", "..", ".venv", "bin", "polytrial")
-	}
 	dir, err := os.MkdirTemp("", "polytrial-go-client-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-
-	server := exec.Command(bin, "serve", "--db", "sqlite:///"+filepath.Join(dir, "t.db"),
-		"--address", "127.0.0.1:0", "--log-level", "INFO")
-	stderr, err := server.StderrPipe()
+	server, err := startServer("sqlite:///"+filepath.Join(dir, "t.db"), "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := server.Start(); err != nil {
-		fmt.Fprintf(os.Stderr, "cannot start %s (set POLYTRIAL_BIN): %v\n", bin, err)
-		return 1
+	defer server.stop()
+	address = server.address
+	return m.Run()
+}
+
+// serverProcess is a running `polytrial serve` subprocess.
+type serverProcess struct {
+	cmd *exec.Cmd
+	// address is "127.0.0.1:{port}", the port read from the server's log.
+	address string
+	// exited is closed once the process has exited and been waited for.
+	exited chan struct{}
+
+	logMu sync.Mutex
+	log   strings.Builder
+}
+
+// startServer starts `polytrial serve` ($POLYTRIAL_BIN, or the repository's
+// venv) on database db, listening on listen ("127.0.0.1:0" lets it pick a
+// port), and returns once its log says where it listens.
+func startServer(db, listen string) (*serverProcess, error) {
+	bin := os.Getenv("POLYTRIAL_BIN")
+	if bin == "" {
+		bin = filepath.Join("..", "..", ".venv", "bin", "polytrial")
 	}
-	defer func() {
-		_ = server.Process.Kill()
-		_ = server.Wait()
-	}()
+	server := &serverProcess{
+		cmd:    exec.Command(bin, "serve", "--db", db, "--address", listen, "--log-level", "INFO"),
+		exited: make(chan struct{}),
+	}
+	stderr, err := server.cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := server.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("cannot start %s (set POLYTRIAL_BIN): %w", bin, err)
+	}
 
 	// The log is read to its end, so the server never blocks on a full pipe;
-	// it is printed only when the server does not come up.
-	var logMu sync.Mutex
-	var log strings.Builder
+	// it is shown only when the server does not come up. Wait comes after
+	// the last read, as os/exec requires.
 	ports := make(chan string, 1)
 	go func() {
 		scanner := bufio.NewScanner(stderr)
 		for scanner.Scan() {
-			logMu.Lock()
-			log.WriteString(scanner.Text() + "\n")
-			logMu.Unlock()
+			server.logMu.Lock()
+			server.log.WriteString(scanner.Text() + "\n")
+			server.logMu.Unlock()
 			if match := listening.FindStringSubmatch(scanner.Text()); match != nil {
 				select {
 				case ports <- match[1]:
@@ -81,21 +102,34 @@ func runWithServer(m *testing.M) int {
 			}
 		}
 		close(ports)
+		_ = server.cmd.Wait()
+		close(server.exited)
 	}()
 	select {
 	case port, ok := <-ports:
 		if !ok {
-			logMu.Lock()
-			fmt.Fprintf(os.Stderr, "the server exited before listening:\n%s", log.String())
-			logMu.Unlock()
-			return 1
+			server.logMu.Lock()
+			defer server.logMu.Unlock()
+			return nil, fmt.Errorf("the server exited before listening:\n%s", server.log.String())
 		}
-		address = "127.0.0.1:" + port
+		server.address = "127.0.0.1:" + port
+		return server, nil
 	case <-time.After(60 * time.Second):
-		fmt.Fprintln(os.Stderr, "the server did not listen within 60 s")
-		return 1
+		server.stop()
+		return nil, errors.New("the server did not listen within 60 s")
 	}
-	return m.Run()
+}
+
+// stop ends the server as an operator would (SIGTERM), killing it when it
+// does not exit within 15 s, and returns once it has exited.
+func (s *serverProcess) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(15 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	}
 }
 
 var experimentCounter atomic.Int32

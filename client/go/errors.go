@@ -7,6 +7,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
 )
 
 // ReasonSearchSpaceExhausted is the ErrorInfo reason of a finite search space
@@ -58,12 +59,30 @@ func (e *Error) Error() string {
 }
 
 // GRPCStatus returns the status the server sent, so status.FromError and
-// status.Code see through an *Error.
+// status.Code see through an *Error. An *Error the client made itself (a
+// request it refused to send) gets a status with the same details a server
+// would have attached.
 func (e *Error) GRPCStatus() *status.Status {
-	if e.status == nil {
-		return status.New(e.Code, e.Message)
+	if e.status != nil {
+		return e.status
 	}
-	return e.status
+	st := status.New(e.Code, e.Message)
+	details := []protoadapt.MessageV1{}
+	if e.Reason != "" {
+		details = append(details, &errdetails.ErrorInfo{Reason: e.Reason, Domain: errorDomain, Metadata: e.Metadata})
+	}
+	if len(e.FieldViolations) > 0 {
+		request := &errdetails.BadRequest{}
+		for _, v := range e.FieldViolations {
+			request.FieldViolations = append(request.FieldViolations,
+				&errdetails.BadRequest_FieldViolation{Field: v.Field, Description: v.Description})
+		}
+		details = append(details, request)
+	}
+	if withDetails, err := st.WithDetails(details...); err == nil {
+		return withDetails
+	}
+	return st
 }
 
 // Unwrap returns the gRPC status error the Error was made from.
@@ -72,6 +91,24 @@ func (e *Error) Unwrap() error {
 		return nil
 	}
 	return e.status.Err()
+}
+
+// errorDomain is the ErrorInfo domain of the errors the client makes itself.
+const errorDomain = "polytrial.client"
+
+// invalidArgument returns the error of a request the client refuses before
+// sending it: the same *Error (code InvalidArgument, reason
+// INVALID_ARGUMENT, one FieldViolation) the server answers for a bad field,
+// so a caller handles both alike. The message starts with the field.
+func invalidArgument(field, format string, args ...any) *Error {
+	description := fmt.Sprintf(format, args...)
+	return &Error{
+		Code:            codes.InvalidArgument,
+		Message:         field + ": " + description,
+		Reason:          "INVALID_ARGUMENT",
+		Metadata:        map[string]string{},
+		FieldViolations: []FieldViolation{{Field: field, Description: description}},
+	}
 }
 
 // typedCodes are the codes a Polytrial server answers on purpose.

@@ -70,8 +70,9 @@ func (b *ExperimentBuilder) Int(name string, lower, upper int64) *ExperimentBuil
 
 func (b *ExperimentBuilder) addChoice(name string, ordered bool, values []Value) *ExperimentBuilder {
 	choice := &pb.ChoiceParameter{IsOrdered: ordered}
+	position := len(b.message.SearchSpace.Parameters)
 	for i, value := range values {
-		message, err := value.proto(fmt.Sprintf("parameter %q, value %d", name, i))
+		message, err := value.proto(fmt.Sprintf("experiment.search_space.parameters[%d].choice.values[%d]", position, i), name)
 		if err != nil {
 			b.errs = append(b.errs, err)
 			continue
@@ -93,7 +94,8 @@ func (b *ExperimentBuilder) OrderedChoice(name string, values ...Value) *Experim
 
 // Fixed adds a parameter held at one value.
 func (b *ExperimentBuilder) Fixed(name string, value Value) *ExperimentBuilder {
-	message, err := value.proto(fmt.Sprintf("parameter %q", name))
+	field := fmt.Sprintf("experiment.search_space.parameters[%d].fixed.value", len(b.message.SearchSpace.Parameters))
+	message, err := value.proto(field, name)
 	if err != nil {
 		b.errs = append(b.errs, err)
 	}
@@ -178,10 +180,14 @@ func (b *ExperimentBuilder) Seed(seed int64) *ExperimentBuilder {
 	return b
 }
 
-// Build returns the Experiment message, or the first value the builder could
-// not encode.
+// Build returns the Experiment message, or an InvalidArgument *Error for
+// each value the builder could not encode (joined when there are several;
+// errors.As finds the first).
 func (b *ExperimentBuilder) Build() (*pb.Experiment, error) {
-	if len(b.errs) > 0 {
+	if len(b.errs) == 1 {
+		return nil, b.errs[0]
+	}
+	if len(b.errs) > 1 {
 		return nil, errors.Join(b.errs...)
 	}
 	return b.message, nil

@@ -72,7 +72,7 @@ const abandonTimeout = 5 * time.Second
 // refused alike.
 func Optimize(ctx context.Context, client *Client, experimentID string, evaluate Evaluate, numTrials int) (*OptimizationSummary, error) {
 	if numTrials < 0 {
-		return nil, fmt.Errorf("polytrial: numTrials must not be negative, not %d", numTrials)
+		return nil, invalidArgument("numTrials", "must not be negative, not %d", numTrials)
 	}
 	experiment, err := client.GetExperiment(ctx, experimentID)
 	if err != nil {

@@ -115,10 +115,19 @@ func (c *Client) StopOrchestration(ctx context.Context, experiment, reason strin
 	return orchestrationFromProto(message), nil
 }
 
+// DefaultOrchestrationPollInterval is WaitForOrchestration's wait between
+// two reads when it is given an interval of 0 or less; the Python client
+// waits as long.
+const DefaultOrchestrationPollInterval = time.Second
+
 // WaitForOrchestration reads the orchestration every pollInterval until it
-// ends, and returns it. It gives up when ctx ends (the orchestration goes
-// on on the server) and returns ctx's error.
+// ends, and returns it; an interval of 0 or less means
+// DefaultOrchestrationPollInterval. It gives up when ctx ends (the
+// orchestration goes on on the server) and returns ctx's error.
 func (c *Client) WaitForOrchestration(ctx context.Context, experiment string, pollInterval time.Duration) (*Orchestration, error) {
+	if pollInterval <= 0 {
+		pollInterval = DefaultOrchestrationPollInterval
+	}
 	ticker := time.NewTicker(pollInterval)
 	defer ticker.Stop()
 	for {

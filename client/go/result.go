@@ -47,7 +47,7 @@ type ByArm map[string]Result
 
 func (b ByArm) observations(_ string, objectives []string) ([]*pb.Observation, error) {
 	if len(b) == 0 {
-		return nil, fmt.Errorf("polytrial: the result has no arm")
+		return nil, invalidArgument("observations", "the ByArm result has no arm")
 	}
 	arms := make([]string, 0, len(b))
 	for arm := range b {
@@ -57,7 +57,7 @@ func (b ByArm) observations(_ string, objectives []string) ([]*pb.Observation, e
 	var messages []*pb.Observation
 	for _, arm := range arms {
 		if _, nested := b[arm].(ByArm); nested || b[arm] == nil {
-			return nil, fmt.Errorf("polytrial: arm %s: give a Number, MeanSEM or Metrics", arm)
+			return nil, invalidArgument("observations", "arm %s: give a Number, MeanSEM or Metrics", arm)
 		}
 		armMessages, err := b[arm].observations(arm, objectives)
 		if err != nil {
@@ -102,7 +102,7 @@ func (m MeanSEM) observations(armName string, objectives []string) ([]*pb.Observ
 
 func single(metric Metric, armName string, objectives []string) ([]*pb.Observation, error) {
 	if len(objectives) != 1 {
-		return nil, fmt.Errorf("polytrial: arm %s: a bare value needs exactly one objective, and the "+
+		return nil, invalidArgument("observations", "arm %s: a bare value needs exactly one objective, and the "+
 			"experiment has %v; report Metrics", armName, objectives)
 	}
 	return Metrics{objectives[0]: metric}.observations(armName, objectives)
@@ -110,7 +110,7 @@ func single(metric Metric, armName string, objectives []string) ([]*pb.Observati
 
 func (m Metrics) observations(armName string, _ []string) ([]*pb.Observation, error) {
 	if len(m) == 0 {
-		return nil, fmt.Errorf("polytrial: arm %s: the result has no metric", armName)
+		return nil, invalidArgument("observations", "arm %s: the result has no metric; name at least one", armName)
 	}
 	names := make([]string, 0, len(m))
 	for name := range m {
@@ -120,7 +120,7 @@ func (m Metrics) observations(armName string, _ []string) ([]*pb.Observation, er
 	messages := make([]*pb.Observation, 0, len(m))
 	for _, name := range names {
 		if m[name] == nil {
-			return nil, fmt.Errorf("polytrial: arm %s, metric %q: no value", armName, name)
+			return nil, invalidArgument("observations", "arm %s, metric %q: no value", armName, name)
 		}
 		mean, sem := m[name].meanAndSEM()
 		messages = append(messages, &pb.Observation{ArmName: armName, MetricName: name, Mean: mean, Sem: sem})

@@ -24,8 +24,13 @@ import (
 // The n-th wait (from 0) is drawn uniformly from [0, min(MaxBackoff,
 // InitialBackoff * Multiplier^n)] ("full jitter"), so many clients that lost
 // the server at once do not come back in step.
+//
+// DefaultRetryPolicy, like the Python client's default, retries until its
+// 60 s budget is spent, so a call bridges a server restart: the waits grow
+// 0.1 s, 0.2 s, 0.4 s, ... up to 5 s between attempts.
 type RetryPolicy struct {
-	// MaxAttempts counts every attempt, the first included; 1 disables retries.
+	// MaxAttempts counts every attempt, the first included; 1 disables
+	// retries and 0 sets no limit but TotalTimeout.
 	MaxAttempts int
 	// InitialBackoff caps the first wait.
 	InitialBackoff time.Duration
@@ -40,7 +45,7 @@ type RetryPolicy struct {
 
 // DefaultRetryPolicy is the policy of a client given no other.
 var DefaultRetryPolicy = RetryPolicy{
-	MaxAttempts:    5,
+	MaxAttempts:    0,
 	InitialBackoff: 100 * time.Millisecond,
 	MaxBackoff:     5 * time.Second,
 	Multiplier:     2,
@@ -52,24 +57,35 @@ var NoRetry = RetryPolicy{MaxAttempts: 1, TotalTimeout: 24 * time.Hour}
 
 // Backoff returns the wait before retry number retry (0 for the first retry).
 func (p RetryPolicy) Backoff(retry int) time.Duration {
+	// Without an attempt limit the retry number can grow until the power
+	// overflows to +Inf, and 0 * +Inf is NaN: both end at a cap or at 0.
 	limit := math.Min(float64(p.MaxBackoff), float64(p.InitialBackoff)*math.Pow(p.Multiplier, float64(retry)))
-	if limit <= 0 {
+	if math.IsNaN(limit) || limit <= 0 {
 		return 0
 	}
 	return time.Duration(mrand.Float64() * limit)
 }
 
 func (p RetryPolicy) validate() error {
-	if p.MaxAttempts < 1 {
-		return fmt.Errorf("polytrial: RetryPolicy.MaxAttempts must be at least 1, not %d", p.MaxAttempts)
+	if p.MaxAttempts < 0 {
+		return invalidArgument("RetryPolicy.MaxAttempts", "must be 0 (no limit) or more, not %d", p.MaxAttempts)
 	}
-	if p.InitialBackoff < 0 || p.MaxBackoff < 0 {
-		return fmt.Errorf("polytrial: RetryPolicy backoff times must not be negative")
+	if p.InitialBackoff < 0 {
+		return invalidArgument("RetryPolicy.InitialBackoff", "must not be negative, not %s", p.InitialBackoff)
+	}
+	if p.MaxBackoff < 0 {
+		return invalidArgument("RetryPolicy.MaxBackoff", "must not be negative, not %s", p.MaxBackoff)
 	}
 	if p.TotalTimeout <= 0 {
-		return fmt.Errorf("polytrial: RetryPolicy.TotalTimeout must be positive")
+		return invalidArgument("RetryPolicy.TotalTimeout", "must be positive, not %s", p.TotalTimeout)
 	}
 	return nil
+}
+
+// attemptsLeft reports whether a retry may follow attempt number retry
+// (from 0), counting attempts only; the time budget is checked apart.
+func (p RetryPolicy) attemptsLeft(retry int) bool {
+	return p.MaxAttempts == 0 || retry+1 < p.MaxAttempts
 }
 
 func retryable(err error) bool {
@@ -98,7 +114,7 @@ func callWithRetry(ctx context.Context, policy RetryPolicy, attemptTimeout time.
 
 		// The caller's own cancellation or deadline is final, whatever code
 		// the transport reported for it.
-		if ctx.Err() != nil || !retryable(err) || retry+1 >= policy.MaxAttempts {
+		if ctx.Err() != nil || !retryable(err) || !policy.attemptsLeft(retry) {
 			return err
 		}
 		wait := policy.Backoff(retry)
@@ -106,7 +122,7 @@ func callWithRetry(ctx context.Context, policy RetryPolicy, attemptTimeout time.
 			return err
 		}
 		logger.Warn("polytrial call failed; retrying", "method", method, "code", status.Code(err).String(),
-			"request_id", requestID, "retry", retry+1, "of", policy.MaxAttempts-1, "wait", wait)
+			"request_id", requestID, "retry", retry+1, "wait", wait, "budget_left", time.Until(giveUpAt).Round(time.Millisecond))
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

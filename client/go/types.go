@@ -197,11 +197,11 @@ func experimentName(experiment string) string {
 func splitTrialName(name string) (string, int64, error) {
 	parts := strings.Split(name, "/")
 	if len(parts) != 4 || parts[0] != "experiments" || parts[2] != "trials" || parts[1] == "" {
-		return "", 0, fmt.Errorf("polytrial: %q is not a trial name (experiments/{experiment}/trials/{index})", name)
+		return "", 0, invalidArgument("name", "%q is not a trial name (experiments/{experiment}/trials/{index})", name)
 	}
 	index, err := strconv.ParseInt(parts[3], 10, 64)
 	if err != nil || index < 0 {
-		return "", 0, fmt.Errorf("polytrial: %q is not a trial name: the index is not a whole number", name)
+		return "", 0, invalidArgument("name", "%q is not a trial name: the index is not a whole number", name)
 	}
 	return parts[1], index, nil
 }
@@ -217,13 +217,14 @@ type RunnerConfig struct {
 	// Address is "host:port" or "unix:/path".
 	Address string
 	// Timeout bounds each call to the runner; 0 means the server's default
-	// (10 s).
+	// (10 s). Any other value is sent as it is, so the server refuses a
+	// negative one as InvalidArgument naming runner.timeout_s.
 	Timeout time.Duration
 }
 
 func (r RunnerConfig) toProto() *pb.RunnerConfig {
 	message := &pb.RunnerConfig{Address: r.Address}
-	if r.Timeout > 0 {
+	if r.Timeout != 0 {
 		seconds := r.Timeout.Seconds()
 		message.TimeoutS = &seconds
 	}

@@ -115,7 +115,9 @@ func (v Value) String() string {
 	return "<invalid>"
 }
 
-func (v Value) proto(field string) (*pb.ParameterValue, error) {
+// proto returns the message of the value; field is the request field, for
+// the error of a zero Value, and parameter the parameter's name.
+func (v Value) proto(field, parameter string) (*pb.ParameterValue, error) {
 	switch v.kind {
 	case KindInt:
 		return &pb.ParameterValue{Kind: &pb.ParameterValue_IntValue{IntValue: v.i}}, nil
@@ -126,7 +128,7 @@ func (v Value) proto(field string) (*pb.ParameterValue, error) {
 	case KindBool:
 		return &pb.ParameterValue{Kind: &pb.ParameterValue_BoolValue{BoolValue: v.b}}, nil
 	}
-	return nil, fmt.Errorf("polytrial: %s: the zero Value has no value; use Int, Float, String or Bool", field)
+	return nil, invalidArgument(field, "parameter %q: the zero Value has no value; use Int, Float, String or Bool", parameter)
 }
 
 func valueFromProto(message *pb.ParameterValue) Value {
@@ -162,7 +164,7 @@ func (p Parameters) Bool(name string) (bool, bool) { return p[name].AsBool() }
 func (p Parameters) proto(field string) (map[string]*pb.ParameterValue, error) {
 	messages := make(map[string]*pb.ParameterValue, len(p))
 	for name, value := range p {
-		message, err := value.proto(fmt.Sprintf("%s[%q]", field, name))
+		message, err := value.proto(fmt.Sprintf("%s[%q]", field, name), name)
 		if err != nil {
 			return nil, err
 		}
