@@ -19,7 +19,14 @@ import { OrchestrationServiceClient } from "../../../protos/gen/ts/polytrial/v1/
 import { ResultServiceClient } from "../../../protos/gen/ts/polytrial/v1/result_service";
 import type { Trial as TrialMessage } from "../../../protos/gen/ts/polytrial/v1/trial";
 import { type ArmInput, TrialServiceClient } from "../../../protos/gen/ts/polytrial/v1/trial_service";
-import { AlreadyExistsError, fromServiceError, isServiceError, UnavailableError } from "./errors";
+import { checkInt32, checkNumber, checkObject, checkString, invalidArgument, optional } from "./checks";
+import {
+  AlreadyExistsError,
+  DeadlineExceededError,
+  fromServiceError,
+  isServiceError,
+  UnavailableError,
+} from "./errors";
 import {
   type Orchestration,
   orchestrationFromMessage,
@@ -111,8 +118,8 @@ export class Client {
   private readonly definitions = new Map<string, { objectives: string[]; kinds: NumberKinds }>();
 
   constructor(address: string, options: ClientOptions = {}) {
-    if (options.timeoutMs !== undefined && !(options.timeoutMs > 0))
-      throw new RangeError("timeoutMs must be positive");
+    if (options.timeoutMs !== undefined && !(checkNumber("options.timeoutMs", options.timeoutMs) > 0))
+      throw invalidArgument("options.timeoutMs", "must be positive");
     this.address = address;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.retry = options.retry ?? DEFAULT_RETRY_POLICY;
@@ -226,7 +233,7 @@ export class Client {
         this.experiments,
         this.experiments.listExperiments,
         {
-          pageSize: options.pageSize ?? 0,
+          pageSize: optional(checkInt32, "options.pageSize", options.pageSize) ?? 0,
           pageToken,
         },
       );
@@ -275,7 +282,7 @@ export class Client {
       const response = await this.call("ListTrials", this.trials, this.trials.listTrials, {
         parent: experimentName(experiment),
         statuses: [...(options.statuses ?? [])],
-        pageSize: options.pageSize ?? 0,
+        pageSize: optional(checkInt32, "options.pageSize", options.pageSize) ?? 0,
         pageToken,
       });
       for (const message of response.trials) yield trialFromMessage(message);
@@ -290,17 +297,21 @@ export class Client {
    *
    * @throws SearchSpaceExhaustedError a finite space has no new arm left.
    * @throws NotFoundError the experiment does not exist.
+   * @throws InvalidArgumentError `count` is not an int32, `ttlS` not a number, ...
    */
   async suggestTrials(experiment: string, count: number, options: SuggestOptions = {}): Promise<Trial[]> {
-    const requestId = options.requestId ?? newRequestId();
+    checkInt32("count", count);
+    const given = checkObject("options", options);
+    const requestId = optional(checkString, "options.requestId", given.requestId) ?? newRequestId();
+    const ttlS = optional(checkNumber, "options.ttlS", given.ttlS) ?? 0;
     const kinds = options.pinned === undefined ? undefined : (await this.definition(experiment)).kinds;
     const request = {
       parent: experimentName(experiment),
       count,
-      batch: options.batch ?? false,
+      batch: options.batch === true,
       pinnedParameters: toParametersMessage(options.pinned ?? {}, kinds),
       requestId,
-      ttlS: options.ttlS ?? 0,
+      ttlS,
     };
     const response = await this.call(
       "SuggestTrials",
@@ -409,7 +420,7 @@ export class Client {
       "HeartbeatTrial",
       this.trials,
       this.trials.heartbeatTrial,
-      { name: nameOf(trial), ttlS },
+      { name: nameOf(trial), ttlS: checkNumber("ttlS", ttlS) },
       true,
     );
   }
@@ -518,11 +529,12 @@ export class Client {
    */
   async startOrchestration(experiment: string, options: StartOrchestrationOptions): Promise<Orchestration> {
     const requestId = newRequestId();
+    const optionsMessage = orchestrationOptionsMessage(options);
     const message = await this.call(
       "StartOrchestration",
       this.orchestrations,
       this.orchestrations.startOrchestration,
-      { name: orchestrationName(experiment), options: orchestrationOptionsMessage(options), requestId },
+      { name: orchestrationName(experiment), options: optionsMessage, requestId },
       true,
       requestId,
     );
@@ -568,21 +580,30 @@ export class Client {
   /**
    * Reads the orchestration every `pollIntervalMs` until it ends, and returns it.
    *
-   * @throws Error it was still RUNNING after `timeoutMs` (it goes on on the server).
+   * @throws DeadlineExceededError it was still RUNNING after `timeoutMs` (it
+   *   goes on on the server); its `cause` is unset. The Python client raises
+   *   TimeoutError here; JavaScript has no such class, so the client's error
+   *   for a deadline stands in.
+   * @throws InvalidArgumentError a duration is not a positive number.
    */
   async waitForOrchestration(
     experiment: string,
     options: { readonly timeoutMs?: number; readonly pollIntervalMs?: number } = {},
   ): Promise<Orchestration> {
-    const deadline = Date.now() + (options.timeoutMs ?? 3_600_000);
-    const pollIntervalMs = options.pollIntervalMs ?? 1_000;
+    const given = checkObject("options", options);
+    const timeoutMs = optional(checkNumber, "options.timeoutMs", given.timeoutMs) ?? 3_600_000;
+    const pollIntervalMs = optional(checkNumber, "options.pollIntervalMs", given.pollIntervalMs) ?? 1_000;
+    if (!(timeoutMs >= 0)) throw invalidArgument("options.timeoutMs", "must not be negative");
+    if (!(pollIntervalMs > 0)) throw invalidArgument("options.pollIntervalMs", "must be positive");
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       const current = await this.getOrchestration(experiment);
       if (current.done) return current;
       const remaining = deadline - Date.now();
       if (remaining <= 0)
-        throw new Error(
-          `${current.name} is still RUNNING after ${options.timeoutMs ?? 3_600_000} ms; it goes on on the server`,
+        throw new DeadlineExceededError(
+          `${current.name} is still RUNNING after ${timeoutMs} ms; it goes on on the server`,
+          { metadata: { resource_name: current.name } },
         );
       await new Promise((resolve) => setTimeout(resolve, Math.min(pollIntervalMs, remaining)));
     }
@@ -657,6 +678,17 @@ function orchestrationName(experiment: string): string {
   return `${experimentName(experiment)}/orchestration`;
 }
 
+/**
+ * The name of a trial or trial name.
+ *
+ * @throws InvalidArgumentError it is neither.
+ */
 function nameOf(trial: TrialRef): string {
-  return typeof trial === "string" ? trial : trial.name;
+  const name: unknown = typeof trial === "object" && trial !== null ? trial.name : trial;
+  if (typeof name !== "string")
+    throw invalidArgument(
+      "trial",
+      "is not a trial or a trial name (experiments/{experiment}/trials/{index})",
+    );
+  return name;
 }

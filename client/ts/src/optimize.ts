@@ -11,6 +11,7 @@
  */
 
 import { Client } from "./client";
+import { checkInt32, invalidArgument } from "./checks";
 import { FailedPreconditionError, InvalidArgumentError, SearchSpaceExhaustedError } from "./errors";
 import { type ArmResult, type Experiment, type Trial, TrialStatus } from "./types";
 import { type Parameters, problemWith, type Result, toObservations } from "./values";
@@ -77,7 +78,7 @@ export async function optimize(
   options: OptimizeOptions = {},
 ): Promise<OptimizationSummary> {
   const { signal, onTrial } = options;
-  if (!(numTrials >= 0)) throw new RangeError("numTrials must not be negative");
+  if (checkInt32("numTrials", numTrials) < 0) throw invalidArgument("numTrials", "must not be negative");
   const experiment = await client.getExperiment(experimentId);
   const objectives = experiment.objectives.map((o) => o.metricName);
   const outcomes: TrialOutcome[] = [];

@@ -11,6 +11,7 @@ import {
   type OrchestrationOptions,
   OrchestrationState,
 } from "../../../protos/gen/ts/polytrial/v1/orchestration_service";
+import { checkInt32, checkNumber, checkObject, optional } from "./checks";
 
 export { OrchestrationState, type OrchestrationOptions };
 
@@ -51,16 +52,29 @@ export interface StartOrchestrationOptions {
   readonly timeoutS?: number;
 }
 
+/**
+ * The OrchestrationOptions message of the options.
+ *
+ * @throws InvalidArgumentError `options` is not an object, an integer option
+ *   is not an int32, or another option is not a number; the violation names it.
+ */
 export function orchestrationOptionsMessage(options: StartOrchestrationOptions): OrchestrationOptions {
+  const given = checkObject("options", options);
+  const number = (key: keyof StartOrchestrationOptions): number | undefined =>
+    optional(checkNumber, `options.${key}`, given[key]);
   return {
-    maxTrials: options.maxTrials,
-    maxParallelTrials: options.maxParallelTrials ?? 0,
-    toleratedFailureRate: options.toleratedFailureRate,
-    minFailedTrialsForFailureCheck: options.minFailedTrialsForFailureCheck,
-    pollIntervalS: options.pollIntervalS,
-    dataGracePeriodS: options.dataGracePeriodS,
-    runnerUnreachableTimeoutS: options.runnerUnreachableTimeoutS,
-    timeoutS: options.timeoutS,
+    maxTrials: checkInt32("options.maxTrials", given.maxTrials),
+    maxParallelTrials: optional(checkInt32, "options.maxParallelTrials", given.maxParallelTrials) ?? 0,
+    toleratedFailureRate: number("toleratedFailureRate"),
+    minFailedTrialsForFailureCheck: optional(
+      checkInt32,
+      "options.minFailedTrialsForFailureCheck",
+      given.minFailedTrialsForFailureCheck,
+    ),
+    pollIntervalS: number("pollIntervalS"),
+    dataGracePeriodS: number("dataGracePeriodS"),
+    runnerUnreachableTimeoutS: number("runnerUnreachableTimeoutS"),
+    timeoutS: number("timeoutS"),
   };
 }
 

@@ -7,6 +7,11 @@
  * attempt, so a retry after a lost answer returns the first result instead of
  * acting twice. Only UNAVAILABLE and DEADLINE_EXCEEDED are retried; every
  * other answer is final.
+ *
+ * By default a call is retried until its total time budget is spent (60 s),
+ * as in the Python client, so a client bridges a server restart; a server
+ * that starts slowly (a cold import of the BO stack) can take tens of seconds
+ * to answer again.
  */
 
 import { randomUUID } from "node:crypto";
@@ -23,21 +28,23 @@ import { isServiceError } from "./errors";
  * step.
  */
 export interface RetryPolicy {
-  /** Attempts in all, the first included; 1 disables retries. */
-  readonly maxAttempts: number;
+  /**
+   * Attempts in all, the first included; 1 disables retries. Unset (the
+   * default) retries until `totalTimeoutMs` is spent.
+   */
+  readonly maxAttempts?: number;
   /** Cap of the first wait. */
   readonly initialBackoffMs: number;
   /** Cap of every wait. */
   readonly maxBackoffMs: number;
   /** Growth of the cap per attempt. */
   readonly multiplier: number;
-  /** Budget of all attempts and waits together. */
+  /** Budget of all attempts and waits together; no attempt starts, and no attempt's deadline reaches, beyond it. */
   readonly totalTimeoutMs: number;
 }
 
 /** The policy of a client given no other. */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
-  maxAttempts: 5,
   initialBackoffMs: 100,
   maxBackoffMs: 5000,
   multiplier: 2,
@@ -80,7 +87,8 @@ export async function callWithRetry<T>(
     try {
       return await attempt(new Date(Math.min(Date.now() + timeoutMs, giveUpAt)));
     } catch (error) {
-      if (!retryable(error) || retry + 1 >= policy.maxAttempts) throw error;
+      const attemptsLeft = policy.maxAttempts === undefined || retry + 1 < policy.maxAttempts;
+      if (!retryable(error) || !attemptsLeft) throw error;
       const waitMs = backoffMs(policy, retry);
       if (Date.now() + waitMs >= giveUpAt) throw error;
       onRetry?.(error, retry + 1, waitMs);

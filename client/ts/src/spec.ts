@@ -9,7 +9,9 @@
  *
  * The helpers return the API's messages, so anything they lack can be written
  * as a message. The server validates the definition and answers
- * INVALID_ARGUMENT with field violations.
+ * INVALID_ARGUMENT with field violations; what cannot be sent at all (a word
+ * the API has no enum value for, a fractional integer) is refused here with
+ * the same error, naming the field as the caller wrote it.
  */
 
 import {
@@ -23,6 +25,16 @@ import {
   ParameterType,
   type RunnerConfig,
 } from "../../../protos/gen/ts/polytrial/v1/experiment";
+import {
+  checkChoice,
+  checkInt32,
+  checkInt64,
+  checkNumber,
+  checkObject,
+  checkString,
+  invalidArgument,
+  optional,
+} from "./checks";
 import { type ParameterValue, toValueMessage } from "./values";
 
 /** Options of a range parameter. */
@@ -35,23 +47,32 @@ export interface RangeOptions {
   readonly digits?: number;
 }
 
-/** A parameter with values in [lower, upper]. */
+/**
+ * A parameter with values in [lower, upper].
+ *
+ * @throws InvalidArgumentError `type` is not "float" or "int", a bound is not
+ *   a number, or `digits` is not an int32.
+ */
 export function rangeParameter(
   name: string,
   lower: number,
   upper: number,
   options: RangeOptions = {},
 ): Parameter {
+  const field = `parameters.${name}`;
+  const given = checkObject(`${field}.options`, options);
+  const type =
+    given.type === undefined ? "float" : checkChoice(`${field}.type`, given.type, ["float", "int"]);
   return {
-    name,
+    name: checkString("parameters.name", name),
     kind: {
       $case: "range",
       range: {
-        type: options.type === "int" ? ParameterType.PARAMETER_TYPE_INT : ParameterType.PARAMETER_TYPE_FLOAT,
-        lower,
-        upper,
-        logScale: options.logScale ?? false,
-        digits: options.digits,
+        type: type === "int" ? ParameterType.PARAMETER_TYPE_INT : ParameterType.PARAMETER_TYPE_FLOAT,
+        lower: checkNumber(`${field}.lower`, lower),
+        upper: checkNumber(`${field}.upper`, upper),
+        logScale: given.logScale === true,
+        digits: optional(checkInt32, `${field}.digits`, given.digits),
       },
     },
   };
@@ -101,9 +122,18 @@ export type StrategySpec =
  */
 export type RunnerSpec = string | { readonly address: string; readonly timeoutS?: number };
 
-/** The RunnerConfig message of a runner spec. */
+/**
+ * The RunnerConfig message of a runner spec.
+ *
+ * @throws InvalidArgumentError the address is not a string or `timeoutS` not a number.
+ */
 export function runnerMessage(spec: RunnerSpec): RunnerConfig {
-  return typeof spec === "string" ? { address: spec } : { address: spec.address, timeoutS: spec.timeoutS };
+  if (typeof spec === "string") return { address: spec };
+  const given = checkObject("runner", spec);
+  return {
+    address: checkString("runner.address", given.address),
+    timeoutS: optional(checkNumber, "runner.timeoutS", given.timeoutS),
+  };
 }
 
 /**
@@ -114,10 +144,13 @@ export function runnerMessage(spec: RunnerSpec): RunnerConfig {
 export type MetricSourceSpec = "client" | "runner" | { readonly service: string };
 
 function metricSourceMessage(metricName: string, spec: MetricSourceSpec): MetricSource {
-  if (typeof spec !== "string")
-    return { metricName, kind: MetricSourceKind.METRIC_SOURCE_KIND_SERVICE, address: spec.service };
+  const field = `metricSources.${metricName}`;
+  if (typeof spec !== "string") {
+    const address = checkString(`${field}.service`, checkObject(field, spec).service);
+    return { metricName, kind: MetricSourceKind.METRIC_SOURCE_KIND_SERVICE, address };
+  }
   const kind =
-    spec === "runner"
+    checkChoice(field, spec, ["client", "runner"]) === "runner"
       ? MetricSourceKind.METRIC_SOURCE_KIND_RUNNER
       : MetricSourceKind.METRIC_SOURCE_KIND_CLIENT;
   return { metricName, kind, address: "" };
@@ -140,21 +173,38 @@ export interface ExperimentSpec {
   readonly metricSources?: Readonly<Record<string, MetricSourceSpec>>;
 }
 
+const GENERATOR_KINDS = {
+  sobol: GeneratorKind.GENERATOR_KIND_SOBOL,
+  bayesian: GeneratorKind.GENERATOR_KIND_BAYESIAN,
+} as const;
+
 function strategyMessage(spec: StrategySpec): GenerationStrategy {
-  const full = typeof spec === "string" ? { kind: spec } : spec;
-  const kinds = {
-    sobol: GeneratorKind.GENERATOR_KIND_SOBOL,
-    bayesian: GeneratorKind.GENERATOR_KIND_BAYESIAN,
-  };
+  const field = "generationStrategy";
+  const full = typeof spec === "string" ? { kind: spec } : checkObject(field, spec);
+  const names = Object.keys(GENERATOR_KINDS) as (keyof typeof GENERATOR_KINDS)[];
+  const kind =
+    full.kind === undefined
+      ? undefined
+      : checkChoice(typeof spec === "string" ? field : `${field}.kind`, full.kind, names);
   return {
-    kind: full.kind === undefined ? GeneratorKind.GENERATOR_KIND_UNSPECIFIED : kinds[full.kind],
-    numInitialTrials: full.numInitialTrials,
-    seed: full.seed,
+    kind: kind === undefined ? GeneratorKind.GENERATOR_KIND_UNSPECIFIED : GENERATOR_KINDS[kind],
+    numInitialTrials: optional(checkInt32, `${field}.numInitialTrials`, full.numInitialTrials),
+    seed: optional(checkInt64, `${field}.seed`, full.seed),
   };
 }
 
-/** The Experiment message of a definition. */
+/**
+ * The Experiment message of a definition.
+ *
+ * @throws InvalidArgumentError a part of it cannot be sent: an objective's
+ *   direction is not "minimize" or "maximize", a metric source is unknown, ...
+ */
 export function experimentMessage(experimentId: string, spec: ExperimentSpec): ExperimentMessage {
+  checkObject("spec", spec);
+  if (!Array.isArray(spec.parameters))
+    throw invalidArgument("parameters", "is not an array of parameters (rangeParameter, ...)");
+  const objectives = checkObject("objectives", spec.objectives);
+  const sources = checkObject("metricSources", spec.metricSources ?? {});
   return {
     name: "",
     experimentId,
@@ -164,9 +214,9 @@ export function experimentMessage(experimentId: string, spec: ExperimentSpec): E
       parameterConstraints: [...(spec.parameterConstraints ?? [])],
     },
     optimizationConfig: {
-      objectives: Object.entries(spec.objectives).map(([metricName, direction]) => ({
+      objectives: Object.entries(objectives).map(([metricName, direction]) => ({
         metricName,
-        minimize: direction === "minimize",
+        minimize: checkChoice(`objectives.${metricName}`, direction, ["minimize", "maximize"]) === "minimize",
       })),
       outcomeConstraints: [],
       objectiveThresholds: [],
@@ -180,8 +230,8 @@ export function experimentMessage(experimentId: string, spec: ExperimentSpec): E
     createTime: undefined,
     updateTime: undefined,
     trialCounts: {},
-    metricSources: Object.entries(spec.metricSources ?? {}).map(([metric, source]) =>
-      metricSourceMessage(metric, source),
+    metricSources: Object.entries(sources).map(([metric, source]) =>
+      metricSourceMessage(metric, source as MetricSourceSpec),
     ),
   };
 }

@@ -3,6 +3,7 @@
 import type { Experiment as ExperimentMessage } from "../../../protos/gen/ts/polytrial/v1/experiment";
 import type { ArmResult as ArmResultMessage } from "../../../protos/gen/ts/polytrial/v1/result_service";
 import { TrialStatus, type Trial as TrialMessage } from "../../../protos/gen/ts/polytrial/v1/trial";
+import { checkString, invalidArgument } from "./checks";
 import { fromParametersMessage, type Parameters } from "./values";
 
 export { TrialStatus };
@@ -140,8 +141,13 @@ export function armResultFromMessage(message: ArmResultMessage | undefined): Arm
   };
 }
 
-/** "experiments/{id}" for an id; a name is returned unchanged. */
+/**
+ * "experiments/{id}" for an id; a name is returned unchanged.
+ *
+ * @throws InvalidArgumentError `experiment` is not a string.
+ */
 export function experimentName(experiment: string): string {
+  checkString("experiment", experiment);
   return experiment.startsWith("experiments/") ? experiment : `experiments/${experiment}`;
 }
 
@@ -153,11 +159,11 @@ export function trialName(experimentId: string, index: number): string {
 /**
  * The experiment id and index of a trial name.
  *
- * @throws TypeError the name is not `experiments/{experiment}/trials/{index}`.
+ * @throws InvalidArgumentError the name is not `experiments/{experiment}/trials/{index}`.
  */
 export function splitTrialName(name: string): [experimentId: string, index: number] {
   const match = /^experiments\/([^/]+)\/trials\/(\d+)$/.exec(name);
   if (match === null)
-    throw new TypeError(`"${name}" is not a trial name (experiments/{experiment}/trials/{index})`);
+    throw invalidArgument("trial", `"${name}" is not a trial name (experiments/{experiment}/trials/{index})`);
   return [match[1], Number(match[2])];
 }

@@ -12,6 +12,7 @@ import type {
   Observation,
   ParameterValue as ParameterValueMessage,
 } from "../../../protos/gen/ts/polytrial/v1/values";
+import { checkObject, invalidArgument } from "./checks";
 
 /** One parameter value. Integers read from the server are numbers too. */
 export type ParameterValue = number | string | boolean;
@@ -62,21 +63,36 @@ export function numberKinds(parameters: readonly Parameter[]): NumberKinds {
   return kinds;
 }
 
-/** The message of one value; `kind` says how a number is sent. */
-export function toValueMessage(value: ParameterValue, kind?: "int" | "float"): ParameterValueMessage {
+/**
+ * The message of one value; `kind` says how a number is sent. An integer
+ * beyond 2^53 is sent as a float where the kind is not known, since a
+ * JavaScript number does not hold it exactly.
+ *
+ * @throws InvalidArgumentError the value is not a number, string or boolean,
+ *   or an integer parameter's integral value is beyond 2^53; `field` names it.
+ */
+export function toValueMessage(
+  value: ParameterValue,
+  kind?: "int" | "float",
+  field = "value",
+): ParameterValueMessage {
   switch (typeof value) {
     case "boolean":
       return { kind: { $case: "boolValue", boolValue: value } };
     case "string":
       return { kind: { $case: "stringValue", stringValue: value } };
     case "number": {
-      const asInt = kind === "int" || (kind === undefined && Number.isInteger(value));
-      return asInt && Number.isInteger(value)
+      const integral = Number.isInteger(value);
+      if (kind === "int" && integral && !Number.isSafeInteger(value))
+        throw invalidArgument(field, `${value} is beyond 2^53, where a JavaScript number is no longer exact`);
+      const asInt = kind === "int" || (kind === undefined && Number.isSafeInteger(value));
+      return asInt && integral
         ? { kind: { $case: "intValue", intValue: value } }
         : { kind: { $case: "floatValue", floatValue: value } };
     }
   }
-  throw new TypeError(
+  throw invalidArgument(
+    field,
     `${String(value)} is a ${typeof value}; parameter values are numbers, strings or booleans`,
   );
 }
@@ -103,8 +119,8 @@ export function toParametersMessage(
   kinds?: NumberKinds,
 ): Record<string, ParameterValueMessage> {
   const messages: Record<string, ParameterValueMessage> = {};
-  for (const [name, value] of Object.entries(parameters))
-    messages[name] = toValueMessage(value, kinds?.get(name));
+  for (const [name, value] of Object.entries(checkObject("parameters", parameters)))
+    messages[name] = toValueMessage(value as ParameterValue, kinds?.get(name), `parameters.${name}`);
   return messages;
 }
 
@@ -127,37 +143,43 @@ function isMeanSem(value: unknown): value is MeanSem {
 /**
  * The Observation messages of a result for one arm.
  *
- * @throws TypeError a value is not a number or a (mean, sem) pair, or a bare
- *   value is given for an experiment that has not exactly one objective.
+ * @param field how the caller named `result`, for errors: "result", or
+ *   "result.3_1" for an arm of a batch.
+ * @throws InvalidArgumentError the result is not a number, a (mean, sem) pair
+ *   or an object of those; it has no metric; or a bare value is given for an
+ *   experiment that has not exactly one objective.
  */
 export function toObservations(
   result: Result,
   armName: string,
   objectives: readonly string[],
+  field = "result",
 ): Observation[] {
-  let byMetric: Readonly<Record<string, MetricValue>>;
+  let byMetric: Readonly<Record<string, unknown>>;
   if (typeof result === "number" || isMeanSem(result)) {
     if (objectives.length !== 1) {
-      throw new TypeError(
-        `arm ${armName}: a bare value needs exactly one objective, and the experiment has ` +
+      throw invalidArgument(
+        field,
+        `a bare value needs exactly one objective, and the experiment has ` +
           `[${objectives.join(", ")}]; report an object metric name -> value`,
       );
     }
     byMetric = { [objectives[0]]: result };
   } else {
-    byMetric = result;
+    byMetric = checkObject(field, result);
   }
   const names = Object.keys(byMetric);
-  if (names.length === 0) throw new TypeError(`arm ${armName}: the result has no metric`);
+  if (names.length === 0) throw invalidArgument(field, "has no metric; report at least one");
   return names.map((metricName) => {
-    const value: unknown = byMetric[metricName];
+    const value = byMetric[metricName];
     if (typeof value === "number")
       return { armName, metricName, mean: value, sem: undefined, step: undefined };
     if (isMeanSem(value)) {
       return { armName, metricName, mean: value[0], sem: value[1] ?? undefined, step: undefined };
     }
-    throw new TypeError(
-      `arm ${armName}, metric "${metricName}": ${String(value)} is not a number or a [mean, sem] pair`,
+    throw invalidArgument(
+      byMetric === result ? `${field}.${metricName}` : field,
+      `${String(value)} is not a number or a [mean, sem] pair`,
     );
   });
 }
@@ -185,7 +207,9 @@ export function toTrialObservations(
   objectives: readonly string[],
 ): Observation[] {
   if (!isBatchResult(result, trialIndex)) return toObservations(result, armName, objectives);
-  return Object.entries(result).flatMap(([arm, armResult]) => toObservations(armResult, arm, objectives));
+  return Object.entries(result).flatMap(([arm, armResult]) =>
+    toObservations(armResult, arm, objectives, `result.${arm}`),
+  );
 }
 
 /** Why observations cannot be reported (a non-finite value), or "". */

@@ -8,18 +8,27 @@ import path from "node:path";
 /** A running server: its address and a function that kills it. */
 export interface TestServer {
   readonly address: string;
+  /** Kills the server (SIGKILL) and removes its database unless the caller gave the directory. */
   stop(): Promise<void>;
 }
 
+/** Where a server keeps its data and listens; a restarted server is given both. */
+export interface ServerOptions {
+  /** Directory of the SQLite file; the caller removes it. A fresh one when unset. */
+  readonly dir?: string;
+  /** "127.0.0.1:port"; port 0 when unset. */
+  readonly address?: string;
+}
+
 /**
- * Runs `$POLYTRIAL_BIN serve` (default: the repository's .venv) with port 0
- * and resolves with the port it prints in "listening on host:port".
+ * Runs `$POLYTRIAL_BIN serve` (default: the repository's .venv) and resolves
+ * with the port it prints in "listening on host:port".
  */
-export async function startServer(): Promise<TestServer> {
+export async function startServer(options: ServerOptions = {}): Promise<TestServer> {
   // Compiled to dist/client/ts/test/, four levels below the package.
   const packageDir = path.resolve(__dirname, "..", "..", "..", "..");
   const bin = process.env.POLYTRIAL_BIN ?? path.resolve(packageDir, "..", "..", ".venv", "bin", "polytrial");
-  const dir = mkdtempSync(path.join(tmpdir(), "polytrial-ts-client-"));
+  const dir = options.dir ?? mkdtempSync(path.join(tmpdir(), "polytrial-ts-client-"));
   const child: ChildProcess = spawn(
     bin,
     [
@@ -27,7 +36,7 @@ export async function startServer(): Promise<TestServer> {
       "--db",
       `sqlite:///${path.join(dir, "t.db")}`,
       "--address",
-      "127.0.0.1:0",
+      options.address ?? "127.0.0.1:0",
       "--log-level",
       "INFO",
     ],
@@ -40,7 +49,7 @@ export async function startServer(): Promise<TestServer> {
       child.kill("SIGKILL");
       await exited;
     }
-    rmSync(dir, { recursive: true, force: true });
+    if (options.dir === undefined) rmSync(dir, { recursive: true, force: true });
   };
 
   let log = "";
