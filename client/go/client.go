@@ -11,12 +11,14 @@
 //	_, err = client.CompleteTrial(ctx, trial.Name, polytrial.Number(x*x)) // tell
 //
 // Errors the server answers on purpose come back as *Error (use errors.As, or
-// IsNotFound and its siblings); every other error is returned unchanged.
-// Reads, and the three mutations that carry a request id (SuggestTrials,
-// AttachTrial, CompleteTrial), are retried on Unavailable and
-// DeadlineExceeded with the same request id; other mutations are made once,
-// since repeating a state change that did happen would answer
-// FailedPrecondition.
+// IsNotFound and its siblings), and so do requests the client refuses before
+// sending them (InvalidArgument naming the field); every other error is
+// returned unchanged. Reads, and the mutations that carry a request id
+// (SuggestTrials, AttachTrial, CompleteTrial, StartOrchestration), are
+// retried on Unavailable and DeadlineExceeded with the same request id, by
+// default for up to 60 s (DefaultRetryPolicy), so a call bridges a server
+// restart; other mutations are made once, since repeating a state change
+// that did happen would answer FailedPrecondition.
 package polytrial
 
 import (

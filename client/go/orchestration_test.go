@@ -32,9 +32,14 @@ func TestOrchestrationRunsTheBudgetThroughTheRunnerAndCompletes(t *testing.T) {
 	if started.State != polytrial.OrchestrationRunning || started.ExperimentID != id {
 		t.Fatalf("started %+v, want RUNNING for %s", started, id)
 	}
-	done, err := client.WaitForOrchestration(ctx, id, 100*time.Millisecond)
+	// An interval of 0 means DefaultOrchestrationPollInterval (it panicked
+	// in NewTicker once); a negative one on the ended orchestration too.
+	done, err := client.WaitForOrchestration(ctx, id, 0)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if again, err := client.WaitForOrchestration(ctx, id, -time.Second); err != nil || again.State != done.State {
+		t.Fatalf("waiting again with a negative interval answered %v, %v; want %s", again, err, done.State)
 	}
 
 	if done.State != polytrial.OrchestrationCompleted || done.TrialsCreated != 4 {

@@ -49,3 +49,39 @@ func TestRequestIDIsAVersion4UUID(t *testing.T) {
 		t.Errorf("request ids %q and %q are not two distinct version-4 UUIDs", first, second)
 	}
 }
+
+func TestWithoutAttemptLimitRetriesGoOnUntilTheCallSucceeds(t *testing.T) {
+	policy := RetryPolicy{MaxAttempts: 0, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond,
+		Multiplier: 2, TotalTimeout: time.Minute}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	attempts := 0
+
+	err := callWithRetry(context.Background(), policy, time.Second, quiet, "Test", "id", func(context.Context) error {
+		attempts++
+		if attempts <= 20 {
+			return status.Error(codes.Unavailable, "restarting")
+		}
+		return nil
+	})
+
+	if err != nil || attempts != 21 {
+		t.Errorf("%d attempts ending in %v, want success at attempt 21", attempts, err)
+	}
+}
+
+func TestDefaultPolicyHasNoAttemptLimitAndTheBudgetOfThePythonClient(t *testing.T) {
+	if DefaultRetryPolicy.MaxAttempts != 0 || DefaultRetryPolicy.TotalTimeout != 60*time.Second {
+		t.Errorf("DefaultRetryPolicy %+v, want no attempt limit within 60 s", DefaultRetryPolicy)
+	}
+}
+
+func TestBackoffOfAnUnlimitedRetryNumberStaysFiniteAndCapped(t *testing.T) {
+	for _, policy := range []RetryPolicy{
+		{InitialBackoff: 0, MaxBackoff: time.Second, Multiplier: 2},
+		{InitialBackoff: time.Millisecond, MaxBackoff: time.Second, Multiplier: 2},
+	} {
+		if wait := policy.Backoff(5000); wait < 0 || wait > time.Second {
+			t.Errorf("%+v: retry 5000 waits %s, want within [0, 1s]", policy, wait)
+		}
+	}
+}
