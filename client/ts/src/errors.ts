@@ -19,6 +19,11 @@
  * (INTERNAL, UNKNOWN, CANCELLED, ...) is not ours to interpret: the client
  * rethrows the grpc-js error unchanged. A typed error keeps the grpc-js error
  * as its `cause`.
+ *
+ * The client also throws two of them itself, without a `cause`:
+ * `InvalidArgumentError` for an argument it cannot send (its one violation
+ * names the argument, see checks.ts), and `DeadlineExceededError` when
+ * `waitForOrchestration` runs out of time.
  */
 
 import { status, type ServiceError } from "@grpc/grpc-js";
