@@ -44,7 +44,7 @@ import {
   splitTrialName,
   type Trial,
   trialFromMessage,
-  type TrialStatus,
+  TrialStatus,
 } from "./types";
 import {
   type BatchResult,
@@ -281,7 +281,9 @@ export class Client {
     do {
       const response = await this.call("ListTrials", this.trials, this.trials.listTrials, {
         parent: experimentName(experiment),
-        statuses: [...(options.statuses ?? [])],
+        statuses: (options.statuses ?? []).map((value, i) =>
+          checkTrialStatus(`options.statuses[${i}]`, value),
+        ),
         pageSize: optional(checkInt32, "options.pageSize", options.pageSize) ?? 0,
         pageToken,
       });
@@ -676,6 +678,16 @@ export class Client {
 
 function orchestrationName(experiment: string): string {
   return `${experimentName(experiment)}/orchestration`;
+}
+
+/** `value` if it is a TrialStatus member (a number; ts-proto enums are numeric). */
+function checkTrialStatus(field: string, value: unknown): TrialStatus {
+  if (typeof value !== "number" || value < 0 || TrialStatus[value] === undefined)
+    throw invalidArgument(
+      field,
+      `${String(value)} is not a TrialStatus (TrialStatus.TRIAL_STATUS_RUNNING, ...)`,
+    );
+  return value;
 }
 
 /**

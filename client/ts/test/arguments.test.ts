@@ -166,6 +166,13 @@ describe("arguments the client cannot send", { timeout: 30_000 }, () => {
     assert.equal((await client.getTrial(trial)).status, TrialStatus.TRIAL_STATUS_RUNNING);
   });
 
+  it("a trial status given by its word is InvalidArgumentError naming options.statuses[i]", async () => {
+    const [id] = await runningTrial("statuses");
+    const statuses = [TrialStatus.TRIAL_STATUS_RUNNING, "COMPLETED" as unknown as TrialStatus];
+
+    await rejectsNaming(client.listTrials(id, { statuses }).next(), "options.statuses[1]");
+  });
+
   it("waitForOrchestration that times out is DeadlineExceededError naming the orchestration", async () => {
     const id = newExperimentId("wait");
     // A runner address nothing listens on keeps the orchestration RUNNING
