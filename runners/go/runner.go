@@ -8,7 +8,12 @@
 //		return map[string]any{"name": submitJob(t.Arms[0].Parameters)}, nil
 //	}
 //
-//	func main() { log.Fatal(runner.Serve(myRunner{}, "127.0.0.1:50061")) }
+//	func main() {
+//		// Serve returns nil after a clean SIGINT or SIGTERM.
+//		if err := runner.Serve(myRunner{}, "127.0.0.1:50061"); err != nil {
+//			log.Fatal(err)
+//		}
+//	}
 //
 // Poller, Stopper and Fetcher are optional; a runner that does not implement
 // one answers UNIMPLEMENTED, which the server copes with. Errors made with
