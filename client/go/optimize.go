@@ -146,6 +146,10 @@ func runTrial(ctx context.Context, client *Client, experiment *Experiment, trial
 	// Check the result here, so a NaN fails this trial with a clear reason
 	// instead of being refused by the server.
 	observations, err := result.observations(fmt.Sprintf("%d_0", trial.Index), experiment.objectiveNames())
+	var refused *Error
+	if errors.As(err, &refused) {
+		return fail("the evaluation returned an unusable result: " + refused.Message)
+	}
 	if err != nil {
 		return fail("the evaluation returned an unusable result: " + err.Error())
 	}

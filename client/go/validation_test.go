@@ -145,3 +145,23 @@ func TestAddressWithASchemeOrAPortStillConnects(t *testing.T) {
 		_ = client.Close()
 	}
 }
+
+func TestOptimizeFailsATrialWhoseResultHasNoMetricSayingWhy(t *testing.T) {
+	ctx := testContext(t)
+	client := dial(t)
+	id := createSobol(t, ctx, client, "optimize-empty")
+	evaluate := func(context.Context, polytrial.Parameters) (polytrial.Result, error) {
+		return polytrial.Metrics{}, nil
+	}
+
+	summary, err := polytrial.Optimize(ctx, client, id, evaluate, 1)
+
+	if err != nil {
+		t.Fatal(err)
+	}
+	outcome := summary.Trials[0]
+	if outcome.Status != polytrial.StatusFailed || outcome.Reason !=
+		"the evaluation returned an unusable result: observations: arm 0_0: the result has no metric; name at least one" {
+		t.Errorf("outcome %+v, want FAILED saying the result has no metric", outcome)
+	}
+}
