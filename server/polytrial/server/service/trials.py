@@ -987,6 +987,9 @@ class Trials:
         if isinstance(generated, GenerationRequest):
             repo.set_generation_lease(experiment_id, token, lease.lease_expiry(now))
             return _LeaseStep(lost=lost, seq=experiment.seq, generation=generated)
+        if experiment.generation_lease == token:
+            # A retry after a collision that no longer needs the model.
+            repo.set_generation_lease(experiment_id, "", None)
         created = self._store_suggested(
             repo,
             experiment,
