@@ -115,3 +115,16 @@ def test_every_typed_error_is_a_polytrial_error(
 ) -> None:
     with pytest.raises(PolytrialError):
         client.get_experiment(experiment_id)
+
+
+@pytest.mark.parametrize("address", ["", "nohost", "localhost:", "  "])
+def test_an_address_without_a_port_is_refused_at_once(address: str) -> None:
+    with pytest.raises(ValueError, match="host:port"):
+        Client(address)
+
+
+@pytest.mark.parametrize(
+    "address", ["localhost:50051", "[::1]:50051", "unix:/tmp/x.sock", "dns:///h:1"]
+)
+def test_well_formed_addresses_make_a_client(address: str) -> None:
+    Client(address).close()

@@ -106,6 +106,23 @@ gRPC's default 4 MiB."""
 ArmSpec = Mapping[str, ParameterValue] | tuple[Mapping[str, ParameterValue], float]
 
 
+def _check_address(address: str) -> None:
+    """Refuses an address gRPC would only fail on after the connect timeout.
+
+    Accepts `host:port`, `[ipv6]:port`, `unix:/path` and gRPC target URIs
+    (`dns:///host:port`); an empty address or a host without a port is a
+    ValueError at once.
+    """
+    if "://" in address or address.startswith("unix:"):
+        return
+    host, separator, port = address.rpartition(":")
+    if not address.strip() or not separator or not host or not port.isdigit():
+        raise ValueError(
+            "address must be host:port (as localhost:50051), [ipv6]:port, "
+            f"unix:/path or a gRPC target URI; got {address!r}"
+        )
+
+
 class Client:
     """A connection to a Polytrial server.
 
@@ -135,6 +152,7 @@ class Client:
     ) -> None:
         if timeout_s <= 0 or suggest_timeout_s <= 0:
             raise ValueError("timeout_s and suggest_timeout_s must be positive")
+        _check_address(address)
         self.address = address
         self.timeout_s = timeout_s
         self.suggest_timeout_s = suggest_timeout_s
