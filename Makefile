@@ -57,6 +57,8 @@ bench-bo-full: setup
 protos: setup
 	rm -rf $(GEN_PY)/polytrial/v1 && mkdir -p $(GEN_PY)
 	$(PY) -m grpc_tools.protoc -I protos -I $(GOOGLE_PROTOS) -I $(COMMON_PROTOS) \
+	  --plugin=protoc-gen-mypy=$(VENV)/bin/protoc-gen-mypy \
+	  --plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc \
 	  --python_out=$(GEN_PY) --grpc_python_out=$(GEN_PY) --mypy_out=$(GEN_PY) \
 	  --mypy_grpc_out=$(GEN_PY) $(PROTO_FILES)
 
