@@ -65,8 +65,12 @@ def test_completed_job_without_data_fails_after_the_grace_period_naming_the_metr
     done = client.wait_for_orchestration("c08a", timeout_s=60, poll_interval_s=0.2)
 
     trials = list(client.list_trials("c08a"))
-    assert trials and all(t.status is TrialStatus.FAILED for t in trials)
-    for trial in trials:
+    failed = [t for t in trials if t.status is TrialStatus.FAILED]
+    # The failure limit is checked once three trials failed; on a slow machine
+    # the fourth may still be in flight then, and is stopped (ABANDONED).
+    assert len(failed) >= 3
+    assert all(t.status is TrialStatus.ABANDONED for t in trials if t not in failed)
+    for trial in failed:
         assert "no data for metric 'hartmann6'" in trial.status_reason
         assert "grace period" in trial.status_reason
         # It waited the grace period while RUNNING, then failed.
@@ -74,7 +78,8 @@ def test_completed_job_without_data_fails_after_the_grace_period_naming_the_metr
         assert (trial.end_time - trial.run_time).total_seconds() >= grace_s
     # The failures count towards the failure limit.
     assert done.state is OrchestrationState.FAILED
-    assert done.trial_counts[TrialStatus.FAILED] == done.trials_created
+    assert done.trial_counts[TrialStatus.FAILED] == len(failed)
+    assert sum(done.trial_counts.values()) == done.trials_created == len(trials)
 
 
 def test_unknown_metric_is_named_in_the_reason_and_never_stored(
