@@ -280,9 +280,12 @@ func (c *Client) ListExperiments(ctx context.Context, pageSize int32) iter.Seq2[
 	}
 }
 
-// DeleteExperiment deletes an experiment with its trials and data.
+// DeleteExperiment deletes an experiment with its trials, data and ended
+// orchestration.
 //
-// Errors: NotFound.
+// Errors: NotFound; FailedPrecondition (reason ORCHESTRATION_RUNNING) while its
+// orchestration is RUNNING, when nothing is deleted: stop it first with
+// StopOrchestration, which also stops its trials in flight.
 func (c *Client) DeleteExperiment(ctx context.Context, experiment string) error {
 	request := &pb.DeleteExperimentRequest{Name: experimentName(experiment)}
 	_, err := invoke(ctx, c, "DeleteExperiment", false, "", c.experiments.DeleteExperiment, request)

@@ -1,5 +1,5 @@
 """The orchestration loop against real runner processes: budget, parallelism,
-NaN data, a runner that dies, StopOrchestration."""
+NaN data, a runner that dies, StopOrchestration, DeleteExperiment."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest import Process, Served, create_hartmann6
+from conftest import Process, Served, create_hartmann6, serve_in_process, stop
 from polytrial.client import (
     ChoiceParameter,
     Client,
+    FailedPreconditionError,
     FixedParameter,
     MetricSource,
     NotFoundError,
@@ -208,26 +209,51 @@ def test_exhausted_search_space_completes_the_orchestration_early(
     assert done.trial_counts == {TrialStatus.COMPLETED: 2}
 
 
-def test_deleting_the_experiment_ends_its_orchestration_quietly(
-    server: Served, runners: Callable[..., Process]
+def test_deleting_an_orchestrated_experiment_is_refused_until_it_is_stopped(
+    db_url: str, runners: Callable[..., Process]
 ) -> None:
     runner = runners("example", job_s=30.0)
-    client = server.client
-    create_hartmann6(client, "deleted", runner.address)
-    client.start_orchestration(
-        "deleted", max_trials=4, max_parallel_trials=2, poll_interval_s=0.1
-    )
-    _wait_until(client, "deleted", lambda o: o.trials_created == 2)
+    served = serve_in_process(db_url)
+    client = served.client
+    try:
+        create_hartmann6(client, "deleted", runner.address)
+        client.start_orchestration(
+            "deleted", max_trials=4, max_parallel_trials=2, poll_interval_s=0.1
+        )
+        _wait_until(
+            client,
+            "deleted",
+            lambda o: o.trial_counts.get(TrialStatus.RUNNING, 0) == 2,
+        )
 
-    client.delete_experiment("deleted")
-    time.sleep(0.5)  # several ticks' worth
-    create_hartmann6(client, "deleted", runner.address)
+        # Refused: the runner jobs of the RUNNING trials would go on unseen.
+        with pytest.raises(FailedPreconditionError) as refused:
+            client.delete_experiment("deleted")
+        name = "experiments/deleted/orchestration"
+        assert refused.value.reason == "ORCHESTRATION_RUNNING"
+        assert refused.value.metadata == {"orchestration": name}
+        assert name in refused.value.message
+        assert "StopOrchestration" in refused.value.message
+        # Nothing was deleted, and the orchestration goes on.
+        assert client.get_experiment("deleted").experiment_id == "deleted"
+        assert client.get_orchestration("deleted").state is OrchestrationState.RUNNING
+        assert len(list(client.list_trials("deleted"))) >= 2
 
-    # The new experiment under the same id has no orchestration and no trials.
-    with pytest.raises(NotFoundError):
-        client.get_orchestration("deleted")
-    time.sleep(0.5)
-    assert list(client.list_trials("deleted")) == []
+        stopped = client.stop_orchestration("deleted")
+        assert not {TrialStatus.CANDIDATE, TrialStatus.RUNNING} & set(
+            stopped.trial_counts
+        )
+        client.delete_experiment("deleted")
+        create_hartmann6(client, "deleted", runner.address)
+
+        # The new experiment under the same id has no orchestration and no
+        # trials, and no tick of the old one creates any.
+        with pytest.raises(NotFoundError):
+            client.get_orchestration("deleted")
+        time.sleep(0.5)  # several ticks' worth
+        assert list(client.list_trials("deleted")) == []
+    finally:
+        stop(served)
 
 
 def test_runner_that_cannot_poll_has_its_trials_completed_once_their_data_is_in(

@@ -243,9 +243,12 @@ export class Client {
   }
 
   /**
-   * Deletes an experiment with its trials and data.
+   * Deletes an experiment with its trials, data and ended orchestration.
    *
    * @throws NotFoundError it does not exist.
+   * @throws FailedPreconditionError its orchestration is RUNNING (reason
+   *   ORCHESTRATION_RUNNING); nothing is deleted. Stop it first with
+   *   stopOrchestration, which also stops its trials in flight.
    */
   async deleteExperiment(experiment: string): Promise<void> {
     await this.call(

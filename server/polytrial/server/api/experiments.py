@@ -7,6 +7,7 @@ from google.protobuf import empty_pb2
 from polytrial.server import resources
 from polytrial.server.api.convert import experiment_to_proto
 from polytrial.server.errors import InvalidArgument
+from polytrial.server.orchestration import refuse_delete_while_running
 from polytrial.server.service import Experiments
 from polytrial.server.service.experiments import properties_dict
 from polytrial.v1 import (
@@ -88,6 +89,9 @@ class ExperimentServicer(experiment_service_pb2_grpc.ExperimentServiceServicer):
     def DeleteExperiment(
         self, request: pb.DeleteExperimentRequest, context: grpc.ServicerContext
     ) -> empty_pb2.Empty:
-        """Deletes an experiment with its trials."""
-        self.experiments.delete(resources.parse_experiment_name(request.name))
+        """Deletes an experiment with its trials, unless it is orchestrated."""
+        self.experiments.delete(
+            resources.parse_experiment_name(request.name),
+            check=refuse_delete_while_running,
+        )
         return empty_pb2.Empty()

@@ -11,6 +11,10 @@ its state; the same id with other options is INVALID_ARGUMENT (reason
 REQUEST_ID_REUSED), as for SuggestTrials. Options are compared with their
 defaults filled in, so leaving an option out and sending its default are the
 same request.
+
+Nor is the experiment of a RUNNING orchestration deleted
+(`refuse_delete_while_running`, the same reason): a delete would leave the
+runner jobs of its trials in flight going, where a stop ends them.
 """
 
 from __future__ import annotations
@@ -188,6 +192,30 @@ class Orchestrations:
     def _view(self, repo: Repository, experiment_id: str) -> OrchestrationView:
         record = _require(store.load(repo, experiment_id), experiment_id)
         return OrchestrationView(record, read_counts(repo, record))
+
+
+def refuse_delete_while_running(repo: Repository, experiment_id: str) -> None:
+    """Refuses to delete an experiment whose orchestration is RUNNING.
+
+    The delete would take the orchestration with it, and nothing would stop
+    the runner jobs of its trials in flight; StopOrchestration does. Called
+    by DeleteExperiment inside its transaction, after the experiment's row
+    is locked, which a StartOrchestration also waits for.
+
+    Raises:
+        FailedPrecondition: the orchestration is RUNNING (FAILED_PRECONDITION,
+            reason ORCHESTRATION_RUNNING, metadata "orchestration").
+    """
+    record = store.load(repo, experiment_id)
+    if record is None or record.state is not State.RUNNING:
+        return
+    raise FailedPrecondition(
+        f"{record.name} is RUNNING: stop it first with StopOrchestration, which "
+        "also stops its trials in flight on the runner, then delete "
+        f"{resources.experiment_name(experiment_id)}",
+        reason="ORCHESTRATION_RUNNING",
+        metadata={"orchestration": record.name},
+    )
 
 
 def _require(

@@ -24,6 +24,20 @@ _CACHE_SIZE = 256
 # A service limit: larger search spaces make every suggestion and every
 # stored arm heavier than one shared server should carry.
 MAX_PARAMETERS = 256
+# A service limit on the configuration's serialized size. With a description
+# and properties at their limits, an experiment then stays within one List
+# page (`paging.PAGE_BUDGET_BYTES`, 3 MiB), which a page must hold whole, and
+# so within a client's default 4 MiB receive limit.
+MAX_CONFIG_BYTES = 2 * 1024 * 1024
+# The `Experiment` fields stored as the configuration.
+_CONFIG_FIELDS = (
+    "search_space",
+    "optimization_config",
+    "generation_strategy",
+    "status_quo",
+    "runner",
+    "metric_sources",
+)
 _STATUS_QUO_ARM_NAME = "status_quo"
 # The longest deadline of one call to a runner or metric service (1 hour), as
 # documented on `RunnerConfig.timeout_s`; a longer wait is a hung runner.
@@ -72,7 +86,8 @@ def parse_new_config(
 
     Raises:
         InvalidArgument: any part is invalid; the message names the field
-            (INVALID_ARGUMENT).
+            (INVALID_ARGUMENT); the configuration is larger than
+            `MAX_CONFIG_BYTES` (reason LIMIT_EXCEEDED).
     """
     if not experiment.HasField("search_space"):
         raise InvalidArgument(
@@ -97,6 +112,7 @@ def parse_new_config(
         raise InvalidArgument(
             "optimization_config is required", field="experiment.optimization_config"
         )
+    _check_config_size(experiment)
     search_space = engine.parse_search_space(experiment.search_space)
     optimization = engine.parse_optimization_config(experiment.optimization_config)
     strategy = engine.parse_generation_strategy(
@@ -199,6 +215,35 @@ def address_problem(address: str) -> str | None:
     if not port.isdigit() or not 1 <= int(port) <= 65535:
         return f"{address!r} has no port from 1 to 65535"
     return None
+
+
+def _check_config_size(experiment: experiment_pb2.Experiment) -> None:
+    """Refuses a configuration larger than `MAX_CONFIG_BYTES` serialized.
+
+    Checked before the parts are parsed, so an oversize one costs little. The
+    violation names the largest part, the one worth shrinking.
+
+    Raises:
+        InvalidArgument: too large (INVALID_ARGUMENT, reason LIMIT_EXCEEDED).
+    """
+    sizes = {name: _field_bytes(experiment, name) for name in _CONFIG_FIELDS}
+    total = sum(sizes.values())
+    if total <= MAX_CONFIG_BYTES:
+        return
+    largest = max(sizes, key=sizes.__getitem__)
+    raise InvalidArgument(
+        f"the experiment's configuration is {total:,} bytes serialized, "
+        f"{sizes[largest]:,} of them in {largest}; at most {MAX_CONFIG_BYTES:,} "
+        "(2 MiB) are allowed",
+        field=f"experiment.{largest}",
+        reason="LIMIT_EXCEEDED",
+    )
+
+
+def _field_bytes(experiment: experiment_pb2.Experiment, name: str) -> int:
+    if name == "metric_sources":
+        return sum(source.ByteSize() for source in experiment.metric_sources)
+    return int(getattr(experiment, name).ByteSize())
 
 
 def add_runner_config_violations(

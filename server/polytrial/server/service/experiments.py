@@ -35,6 +35,10 @@ _UPDATABLE = ("description", "properties")
 # Service limit on `Experiment.description` (characters), as documented on the
 # field: every Get and List page carries it.
 MAX_DESCRIPTION_CHARS = 16 * 1024
+# Service limit on `Experiment.properties` (serialized bytes), as documented on
+# the field. Every Get and List page carries them too; with the configuration
+# and description limits it keeps one experiment within one List page.
+MAX_PROPERTIES_BYTES = 64 * 1024
 
 
 def check_description(description: str, *, field: str) -> str:
@@ -53,14 +57,23 @@ def check_description(description: str, *, field: str) -> str:
 
 
 def properties_dict(properties: struct_pb2.Struct, *, field: str) -> dict[str, Any]:
-    """The JSON-able dict of `properties`, refusing NaN and infinite numbers.
+    """The JSON-able dict of `properties`, refusing oversize ones and NaN.
 
     JSON has no NaN or infinity, so such a value could not be stored.
 
     Raises:
-        InvalidArgument: a number is NaN or infinite; the field path names its
-            key (INVALID_ARGUMENT).
+        InvalidArgument: the properties are larger than `MAX_PROPERTIES_BYTES`
+            serialized (INVALID_ARGUMENT, reason LIMIT_EXCEEDED), or a number
+            is NaN or infinite; the field path names its key (INVALID_ARGUMENT).
     """
+    size = properties.ByteSize()
+    if size > MAX_PROPERTIES_BYTES:
+        raise InvalidArgument(
+            f"properties are {size:,} bytes serialized; at most "
+            f"{MAX_PROPERTIES_BYTES:,} (64 KiB) are allowed",
+            field=field,
+            reason="LIMIT_EXCEEDED",
+        )
     for key, value in properties.fields.items():
         _check_json_value(value, f"{field}.{key}")
     result: dict[str, Any] = json_format.MessageToDict(properties)
@@ -79,6 +92,11 @@ def _check_json_value(value: struct_pb2.Value, path: str) -> None:
     if kind == "list_value":
         for i, item in enumerate(value.list_value.values):
             _check_json_value(item, f"{path}[{i}]")
+
+
+DeleteCheck = Callable[[Repository, str], None]
+"""Called with the repository and the experiment id before a delete; raises to
+refuse it."""
 
 
 @dataclass(frozen=True)
@@ -228,11 +246,25 @@ class Experiments:
         )
         return ExperimentView(record, load_config(record))
 
-    def delete(self, experiment_id: str) -> None:
+    def delete(self, experiment_id: str, *, check: DeleteCheck | None = None) -> None:
         """Deletes an experiment with its trials and data.
+
+        Args:
+            experiment_id: The experiment.
+            check: Refuses the delete by raising; it runs in the delete's
+                transaction, after the experiment's row is locked, so that
+                what it checked still holds when the rows go.
 
         Raises:
             NotFound: no such experiment (NOT_FOUND).
+            PolytrialError: whatever `check` raised; nothing is deleted.
         """
-        self.db.run(lambda repo: repo.delete_experiment(experiment_id))
+
+        def work(repo: Repository) -> None:
+            repo.lock_experiment_for_delete(experiment_id)
+            if check is not None:
+                check(repo, experiment_id)
+            repo.delete_experiment(experiment_id)
+
+        self.db.run(work)
         logger.info("experiment %s deleted", experiment_id)

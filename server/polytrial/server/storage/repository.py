@@ -321,6 +321,18 @@ class Repository:
         self.session.flush()
         return self.get_experiment(experiment_id)
 
+    def lock_experiment_for_delete(self, experiment_id: str) -> None:
+        """Takes the row lock of `delete_experiment` ahead of the delete.
+
+        A check that must still hold when the rows go (no orchestration
+        RUNNING) runs after this lock: every transaction that would change
+        the experiment meanwhile waits for this one to end.
+
+        Raises:
+            NotFound: no such experiment (NOT_FOUND).
+        """
+        self._experiment_row(experiment_id, for_update=True, key_share=False)
+
     def delete_experiment(self, experiment_id: str) -> None:
         """Deletes an experiment with its trials, arms, data and request keys.
 
@@ -330,7 +342,8 @@ class Repository:
         # A full FOR UPDATE lock, unlike the suggestion lock: it also holds
         # off transactions about to insert rows that reference the experiment
         # (a completion's request key), which would otherwise fail on the
-        # foreign key after this delete.
+        # foreign key after this delete. Taking it twice in one transaction
+        # (after `lock_experiment_for_delete`) is harmless.
         row = self._experiment_row(experiment_id, for_update=True, key_share=False)
         # Children are deleted explicitly, child first, so the outcome does
         # not depend on whether the backend enforces ON DELETE CASCADE.

@@ -243,6 +243,12 @@ func (MetricSourceKind) EnumDescriptor() ([]byte, []int) {
 
 // An adaptive experiment: a search space to explore, what to optimize, and the
 // trials run so far. Resource name: `experiments/{experiment_id}`.
+//
+// The configuration (search_space, optimization_config, generation_strategy,
+// status_quo, runner and metric_sources together) is at most 2 MiB
+// serialized; more is INVALID_ARGUMENT (reason LIMIT_EXCEEDED) on the largest
+// of them. With the limits on description and properties, one experiment
+// stays within one List page and a client's default 4 MiB receive limit.
 type Experiment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Resource name, `experiments/{experiment_id}`.
@@ -259,7 +265,8 @@ type Experiment struct {
 	OptimizationConfig *OptimizationConfig `protobuf:"bytes,5,opt,name=optimization_config,json=optimizationConfig,proto3" json:"optimization_config,omitempty"`
 	// The baseline arm that others are compared with, if any.
 	StatusQuo *Arm `protobuf:"bytes,6,opt,name=status_quo,json=statusQuo,proto3" json:"status_quo,omitempty"`
-	// Free-form user properties.
+	// Free-form user properties. At most 64 KiB (65,536 bytes) serialized;
+	// more is INVALID_ARGUMENT (reason LIMIT_EXCEEDED), on create and update.
 	Properties *structpb.Struct `protobuf:"bytes,7,opt,name=properties,proto3" json:"properties,omitempty"`
 	// How new arms are generated. Defaults to Sobol then Bayesian optimization.
 	GenerationStrategy *GenerationStrategy `protobuf:"bytes,8,opt,name=generation_strategy,json=generationStrategy,proto3" json:"generation_strategy,omitempty"`

@@ -45,7 +45,11 @@ type ExperimentServiceClient interface {
 	CreateExperiment(ctx context.Context, in *CreateExperimentRequest, opts ...grpc.CallOption) (*Experiment, error)
 	// Changes an experiment's description and properties.
 	UpdateExperiment(ctx context.Context, in *UpdateExperimentRequest, opts ...grpc.CallOption) (*Experiment, error)
-	// Deletes an experiment with its trials and data.
+	// Deletes an experiment with its trials, data and ended orchestration.
+	// FAILED_PRECONDITION (reason ORCHESTRATION_RUNNING, metadata
+	// "orchestration"; nothing deleted) while its orchestration is RUNNING:
+	// stop it first with StopOrchestration, which also stops its trials in
+	// flight on the runner.
 	DeleteExperiment(ctx context.Context, in *DeleteExperimentRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 }
 
@@ -125,7 +129,11 @@ type ExperimentServiceServer interface {
 	CreateExperiment(context.Context, *CreateExperimentRequest) (*Experiment, error)
 	// Changes an experiment's description and properties.
 	UpdateExperiment(context.Context, *UpdateExperimentRequest) (*Experiment, error)
-	// Deletes an experiment with its trials and data.
+	// Deletes an experiment with its trials, data and ended orchestration.
+	// FAILED_PRECONDITION (reason ORCHESTRATION_RUNNING, metadata
+	// "orchestration"; nothing deleted) while its orchestration is RUNNING:
+	// stop it first with StopOrchestration, which also stops its trials in
+	// flight on the runner.
 	DeleteExperiment(context.Context, *DeleteExperimentRequest) (*emptypb.Empty, error)
 	mustEmbedUnimplementedExperimentServiceServer()
 }

@@ -130,6 +130,12 @@ Global___MetricSourceKind: _TypeAlias = MetricSourceKind  # noqa: Y015
 class Experiment(_message.Message):
     """An adaptive experiment: a search space to explore, what to optimize, and the
     trials run so far. Resource name: `experiments/{experiment_id}`.
+
+    The configuration (search_space, optimization_config, generation_strategy,
+    status_quo, runner and metric_sources together) is at most 2 MiB
+    serialized; more is INVALID_ARGUMENT (reason LIMIT_EXCEEDED) on the largest
+    of them. With the limits on description and properties, one experiment
+    stays within one List page and a client's default 4 MiB receive limit.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -191,7 +197,9 @@ class Experiment(_message.Message):
 
     @_builtins.property
     def properties(self) -> _struct_pb2.Struct:
-        """Free-form user properties."""
+        """Free-form user properties. At most 64 KiB (65,536 bytes) serialized;
+        more is INVALID_ARGUMENT (reason LIMIT_EXCEEDED), on create and update.
+        """
 
     @_builtins.property
     def generation_strategy(self) -> Global___GenerationStrategy:

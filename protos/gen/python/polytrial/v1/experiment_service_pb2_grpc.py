@@ -104,7 +104,11 @@ class ExperimentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteExperiment(self, request, context):
-        """Deletes an experiment with its trials and data.
+        """Deletes an experiment with its trials, data and ended orchestration.
+        FAILED_PRECONDITION (reason ORCHESTRATION_RUNNING, metadata
+        "orchestration"; nothing deleted) while its orchestration is RUNNING:
+        stop it first with StopOrchestration, which also stops its trials in
+        flight on the runner.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

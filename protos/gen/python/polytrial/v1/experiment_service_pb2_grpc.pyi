@@ -50,7 +50,12 @@ class ExperimentServiceStub:
     UpdateExperiment: _grpc.UnaryUnaryMultiCallable[_experiment_service_pb2.UpdateExperimentRequest, _experiment_pb2.Experiment]
     """Changes an experiment's description and properties."""
     DeleteExperiment: _grpc.UnaryUnaryMultiCallable[_experiment_service_pb2.DeleteExperimentRequest, _empty_pb2.Empty]
-    """Deletes an experiment with its trials and data."""
+    """Deletes an experiment with its trials, data and ended orchestration.
+    FAILED_PRECONDITION (reason ORCHESTRATION_RUNNING, metadata
+    "orchestration"; nothing deleted) while its orchestration is RUNNING:
+    stop it first with StopOrchestration, which also stops its trials in
+    flight on the runner.
+    """
 
 @_typing.type_check_only
 class ExperimentServiceAsyncStub(ExperimentServiceStub):
@@ -72,7 +77,12 @@ class ExperimentServiceAsyncStub(ExperimentServiceStub):
     UpdateExperiment: _aio.UnaryUnaryMultiCallable[_experiment_service_pb2.UpdateExperimentRequest, _experiment_pb2.Experiment]  # type: ignore[assignment]
     """Changes an experiment's description and properties."""
     DeleteExperiment: _aio.UnaryUnaryMultiCallable[_experiment_service_pb2.DeleteExperimentRequest, _empty_pb2.Empty]  # type: ignore[assignment]
-    """Deletes an experiment with its trials and data."""
+    """Deletes an experiment with its trials, data and ended orchestration.
+    FAILED_PRECONDITION (reason ORCHESTRATION_RUNNING, metadata
+    "orchestration"; nothing deleted) while its orchestration is RUNNING:
+    stop it first with StopOrchestration, which also stops its trials in
+    flight on the runner.
+    """
 
 class ExperimentServiceServicer(metaclass=_abc_1.ABCMeta):
     """Creates, reads, changes and deletes experiments.
@@ -121,6 +131,11 @@ class ExperimentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _experiment_service_pb2.DeleteExperimentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
-        """Deletes an experiment with its trials and data."""
+        """Deletes an experiment with its trials, data and ended orchestration.
+        FAILED_PRECONDITION (reason ORCHESTRATION_RUNNING, metadata
+        "orchestration"; nothing deleted) while its orchestration is RUNNING:
+        stop it first with StopOrchestration, which also stops its trials in
+        flight on the runner.
+        """
 
 def add_ExperimentServiceServicer_to_server(servicer: ExperimentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

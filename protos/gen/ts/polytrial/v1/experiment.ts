@@ -199,6 +199,12 @@ export function metricSourceKindToJSON(object: MetricSourceKind): string {
 /**
  * An adaptive experiment: a search space to explore, what to optimize, and the
  * trials run so far. Resource name: `experiments/{experiment_id}`.
+ *
+ * The configuration (search_space, optimization_config, generation_strategy,
+ * status_quo, runner and metric_sources together) is at most 2 MiB
+ * serialized; more is INVALID_ARGUMENT (reason LIMIT_EXCEEDED) on the largest
+ * of them. With the limits on description and properties, one experiment
+ * stays within one List page and a client's default 4 MiB receive limit.
  */
 export interface Experiment {
   /** Resource name, `experiments/{experiment_id}`. */
@@ -225,7 +231,10 @@ export interface Experiment {
   statusQuo:
     | Arm
     | undefined;
-  /** Free-form user properties. */
+  /**
+   * Free-form user properties. At most 64 KiB (65,536 bytes) serialized;
+   * more is INVALID_ARGUMENT (reason LIMIT_EXCEEDED), on create and update.
+   */
   properties:
     | { [key: string]: any }
     | undefined;

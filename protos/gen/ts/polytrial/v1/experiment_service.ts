@@ -613,7 +613,13 @@ export const ExperimentServiceService = {
     responseSerialize: (value: Experiment): Buffer => Buffer.from(Experiment.encode(value).finish()),
     responseDeserialize: (value: Buffer): Experiment => Experiment.decode(value),
   },
-  /** Deletes an experiment with its trials and data. */
+  /**
+   * Deletes an experiment with its trials, data and ended orchestration.
+   * FAILED_PRECONDITION (reason ORCHESTRATION_RUNNING, metadata
+   * "orchestration"; nothing deleted) while its orchestration is RUNNING:
+   * stop it first with StopOrchestration, which also stops its trials in
+   * flight on the runner.
+   */
   deleteExperiment: {
     path: "/polytrial.v1.ExperimentService/DeleteExperiment" as const,
     requestStream: false as const,
@@ -638,7 +644,13 @@ export interface ExperimentServiceServer extends UntypedServiceImplementation {
   createExperiment: handleUnaryCall<CreateExperimentRequest, Experiment>;
   /** Changes an experiment's description and properties. */
   updateExperiment: handleUnaryCall<UpdateExperimentRequest, Experiment>;
-  /** Deletes an experiment with its trials and data. */
+  /**
+   * Deletes an experiment with its trials, data and ended orchestration.
+   * FAILED_PRECONDITION (reason ORCHESTRATION_RUNNING, metadata
+   * "orchestration"; nothing deleted) while its orchestration is RUNNING:
+   * stop it first with StopOrchestration, which also stops its trials in
+   * flight on the runner.
+   */
   deleteExperiment: handleUnaryCall<DeleteExperimentRequest, Empty>;
 }
 
@@ -710,7 +722,13 @@ export interface ExperimentServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Experiment) => void,
   ): ClientUnaryCall;
-  /** Deletes an experiment with its trials and data. */
+  /**
+   * Deletes an experiment with its trials, data and ended orchestration.
+   * FAILED_PRECONDITION (reason ORCHESTRATION_RUNNING, metadata
+   * "orchestration"; nothing deleted) while its orchestration is RUNNING:
+   * stop it first with StopOrchestration, which also stops its trials in
+   * flight on the runner.
+   */
   deleteExperiment(
     request: DeleteExperimentRequest,
     callback: (error: ServiceError | null, response: Empty) => void,
