@@ -185,3 +185,25 @@ def test_delete_removes_the_experiment_and_its_trials(
         client.get_trial(trial)
     with pytest.raises(NotFoundError):
         client.delete_experiment(experiment_id)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        (["x: float [0, 1]"], r"^parameters\[0\] must be a RangeParameter, "),
+        ([RangeParameter("x", 0.0, 1.0), 5], r"^parameters\[1\] must be .* not int 5"),
+        ({"name": "x", "type": "range"}, r"^parameters must be a list of "),
+        ("x", r"^parameters must be a list of "),
+    ],
+)
+def test_parameters_of_the_wrong_type_are_a_type_error_naming_the_item(
+    client: Client, experiment_id: str, parameters: object, message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        client.create_experiment(
+            experiment_id,
+            parameters=parameters,  # type: ignore[arg-type]
+            objectives={"y": "minimize"},
+        )
+    with pytest.raises(NotFoundError):
+        client.get_experiment(experiment_id)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+
 import pytest
 from polytrial.client import (
     ChoiceParameter,
@@ -10,6 +13,7 @@ from polytrial.client import (
     FixedParameter,
     InvalidArgumentError,
     Observation,
+    OrchestrationState,
     RangeParameter,
     TrialStatus,
 )
@@ -234,3 +238,49 @@ def test_a_repeated_request_id_returns_the_first_result(
     assert repeat.status is TrialStatus.COMPLETED
     assert repeat.observations == done.observations
     assert len(list(client.list_trials(experiment_id))) == 2
+
+
+def _methods_taking_a_trial(client: Client) -> list[Callable[..., object]]:
+    # The annotations are strings (`from __future__ import annotations`).
+    methods = [
+        getattr(client, name)
+        for name, function in inspect.getmembers(Client, inspect.isfunction)
+        if not name.startswith("_")
+        and function.__annotations__.get("trial") == "TrialRef"
+    ]
+    assert len(methods) >= 12, methods  # get_trial ... refresh_trial
+    return methods
+
+
+def _call_with_trial(method: Callable[..., object], trial: object) -> object:
+    # The methods that report data need a result as well.
+    needs_result = "result" in inspect.signature(method).parameters
+    return method(trial, 2.0) if needs_result else method(trial)
+
+
+def test_every_method_taking_a_trial_refuses_a_bare_index_with_a_type_error(
+    client: Client, experiment_id: str
+) -> None:
+    _create(client, experiment_id)
+    (trial,) = client.suggest_trials(experiment_id, 1)
+
+    for method in _methods_taking_a_trial(client):
+        with pytest.raises(TypeError, match=r"^trial must be a Trial, .*not int 99"):
+            _call_with_trial(method, 99)
+        with pytest.raises(TypeError, match=r"\(experiment_id, 99\)"):
+            _call_with_trial(method, 99)
+        with pytest.raises(TypeError, match="a trial index must be an int"):
+            _call_with_trial(method, (experiment_id, 0.5))
+
+    # Nothing was sent: the trial is as it was, and the pair form works.
+    assert client.get_trial((experiment_id, trial.index)) == trial
+
+
+def test_statuses_print_as_their_names_in_containers() -> None:
+    counts = {TrialStatus.COMPLETED: 12, TrialStatus.FAILED: 1}
+    assert str(counts) == "{TrialStatus.COMPLETED: 12, TrialStatus.FAILED: 1}"
+    assert repr([OrchestrationState.RUNNING]) == "[OrchestrationState.RUNNING]"
+    # str() and f-strings stay the plain value.
+    assert f"{TrialStatus.COMPLETED} {OrchestrationState.STOPPED}" == (
+        "COMPLETED STOPPED"
+    )

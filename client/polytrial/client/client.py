@@ -60,7 +60,7 @@ from polytrial.client.search_space import (
     parse_constraint,
     parse_objectives,
     parse_outcome_constraint,
-    parse_parameter,
+    parse_parameters,
     parse_strategy,
     runner_to_proto,
     strategy_to_proto,
@@ -252,9 +252,11 @@ class Client:
             AlreadyExistsError: the id is taken (ALREADY_EXISTS), or with
                 `exist_ok` taken by an experiment with other parameters or
                 objectives.
-            ValueError, TypeError: a helper or dict could not be read.
+            ValueError, TypeError: a helper or dict could not be read; an
+                item of `parameters` that is neither is a TypeError naming it
+                (`parameters[i]`).
         """
-        parsed_parameters = [parse_parameter(p) for p in parameters]
+        parsed_parameters = parse_parameters(parameters)
         parsed_objectives = parse_objectives(objectives)
         message = experiment_pb2.Experiment(
             experiment_id=experiment_id,
@@ -392,10 +394,13 @@ class Client:
         return Experiment.from_proto(updated)
 
     def delete_experiment(self, experiment: ExperimentRef) -> None:
-        """Deletes an experiment with its trials and data.
+        """Deletes an experiment with its trials, data and ended orchestration.
 
         Raises:
             NotFoundError: it does not exist (NOT_FOUND).
+            FailedPreconditionError: its orchestration is RUNNING (reason
+                ORCHESTRATION_RUNNING); nothing is deleted. Stop it first with
+                `stop_orchestration`, which also stops its trials in flight.
         """
         request = experiment_service_pb2.DeleteExperimentRequest(
             name=experiment_name(experiment)

@@ -31,6 +31,10 @@ class OrchestrationState(StrEnum):
     FAILED = "FAILED"
     STOPPED = "STOPPED"
 
+    def __repr__(self) -> str:
+        # As `TrialStatus`: `OrchestrationState.COMPLETED` in printed containers.
+        return f"{type(self).__name__}.{self.name}"
+
     @property
     def is_final(self) -> bool:
         """Whether the orchestration has ended."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -189,14 +189,45 @@ StrategySpec = GenerationStrategy | GeneratorKind | None
 # Parsing plain data -------------------------------------------------------------
 
 
-def parse_parameter(spec: ParameterSpec) -> Parameter:
-    """Returns the parameter a helper object or a plain dict describes.
+def parse_parameters(specs: Sequence[ParameterSpec]) -> list[Parameter]:
+    """Returns the parameters of `create_experiment(parameters=...)`.
 
     Raises:
+        TypeError: `specs` is not a sequence, or an item is neither a
+            parameter helper nor a dict; the message names `parameters[i]`.
+        ValueError: a dict lacks a key or names an unknown kind.
+    """
+    # A str or a dict is iterable too, but would be read item by item.
+    if isinstance(specs, str | Mapping) or not isinstance(specs, Iterable):
+        raise TypeError(
+            "parameters must be a list of RangeParameter, ChoiceParameter, "
+            f"FixedParameter or dicts, not {type(specs).__name__}"
+        )
+    return [
+        parse_parameter(spec, field=f"parameters[{i}]") for i, spec in enumerate(specs)
+    ]
+
+
+def parse_parameter(spec: ParameterSpec, *, field: str = "parameter") -> Parameter:
+    """Returns the parameter a helper object or a plain dict describes.
+
+    Args:
+        spec: The helper object or dict.
+        field: Where `spec` is in the call, for the error messages.
+
+    Raises:
+        TypeError: `spec` is neither a helper object nor a dict.
         ValueError: the dict lacks a key or names an unknown kind.
     """
     if isinstance(spec, RangeParameter | ChoiceParameter | FixedParameter):
         return spec
+    if not isinstance(spec, Mapping):
+        shown = repr(spec) if len(repr(spec)) <= 60 else repr(spec)[:57] + "..."
+        raise TypeError(
+            f"{field} must be a RangeParameter, ChoiceParameter, FixedParameter "
+            "or a dict such as {'name': 'x', 'type': 'range', 'bounds': [0.0, 1.0]}, "
+            f"not {type(spec).__name__} {shown}"
+        )
     data = dict(spec)
     name = data.get("name")
     if not isinstance(name, str):

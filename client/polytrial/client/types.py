@@ -49,6 +49,12 @@ class TrialStatus(StrEnum):
     EARLY_STOPPED = "EARLY_STOPPED"
     ABANDONED = "ABANDONED"
 
+    def __repr__(self) -> str:
+        # `TrialStatus.COMPLETED`, so that a printed dict of counts reads
+        # `{TrialStatus.COMPLETED: 12}` rather than the enum default
+        # `{<TrialStatus.COMPLETED: 'COMPLETED'>: 12}`.
+        return f"{type(self).__name__}.{self.name}"
+
     @property
     def is_final(self) -> bool:
         """Whether no transition leaves this status."""
