@@ -9,6 +9,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from polytrial.server.app import create_server
+from polytrial.server.startup import AddressUnusable, DatabaseUnusable
 from polytrial_testkit import Api, connect, experiment, status_of
 
 pytestmark = pytest.mark.timeout(60)
@@ -69,7 +70,24 @@ def test_second_server_on_a_port_in_use_fails_to_bind(tmp_path: Path) -> None:
     first, port = create_server(f"sqlite:///{tmp_path / 'a.db'}", "127.0.0.1:0")
     first.start()
     try:
-        with pytest.raises(RuntimeError, match="could not bind"):
+        with pytest.raises(AddressUnusable, match="could not bind"):
             create_server(f"sqlite:///{tmp_path / 'b.db'}", f"127.0.0.1:{port}")
     finally:
         first.stop(grace_s=0.5)
+    # The address is bound before the migrations would create the database.
+    assert not (tmp_path / "b.db").exists()
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:99999", "127.0.0.1:-1", ":1", "h"])
+def test_an_address_grpc_would_wrap_or_guess_is_a_value_error(
+    tmp_path: Path, address: str
+) -> None:
+    with pytest.raises(ValueError, match=r"port|host"):
+        create_server(f"sqlite:///{tmp_path / 'p.db'}", address)
+    assert not (tmp_path / "p.db").exists()
+
+
+def test_an_unusable_database_is_a_startup_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "notes.db").write_text("not a database\n")
+    with pytest.raises(DatabaseUnusable, match=r"notes\.db.*file is not a database"):
+        create_server(str(tmp_path / "notes.db"))

@@ -57,6 +57,24 @@ def test_help_names_the_serve_options() -> None:
         assert option in result.stdout
 
 
+def test_piped_help_shows_every_option_name_whole() -> None:
+    # As `polytrial serve --help | cat`: not a terminal, no width set.
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("COLUMNS", "TERMINAL_WIDTH")
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "polytrial.server.cli", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    )
+    for option in ("--max-concurrent-generations", "--orchestration-lease-s"):
+        assert option in result.stdout
+    assert "…" not in result.stdout
+
+
 def test_help_explains_the_generation_limit_and_zero_is_refused(
     tmp_path: Path,
 ) -> None:

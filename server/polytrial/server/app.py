@@ -1,13 +1,14 @@
 """The server factory: storage, services, gRPC handlers, health and reflection.
 
-`create_server` builds everything, migrates the database and binds the
-address (port 0 picks a free port, which tests use), without starting;
+`create_server` builds everything, binds the address (port 0 picks a free
+port, which tests use) and then migrates the database, without starting;
 `PolytrialServer.start` and `stop` run and end it, together with the sweep
 that fails lost trials, the bounded pool where model fits run
 (`service.generation`), the orchestrator (`orchestration`), and the
 server's runner client (closed on stop, which cancels runner calls still in
 flight once the grace period is over).
-`polytrial serve` (cli.py) is the process entry point.
+`polytrial serve` (cli.py) is the process entry point; the checks of the
+address and the database, and their errors, are in `startup`.
 
 A request larger than `MAX_MESSAGE_BYTES` is refused by gRPC with
 RESOURCE_EXHAUSTED before any handler runs.
@@ -45,6 +46,13 @@ from polytrial.server.service.generation import (
     GenerationPool,
 )
 from polytrial.server.service.sweep import DEFAULT_SWEEP_INTERVAL_S
+from polytrial.server.startup import (
+    AddressUnusable,
+    in_use_message,
+    migrate,
+    open_database,
+    parse_listen_address,
+)
 from polytrial.server.storage import Database
 from polytrial.v1 import (
     experiment_service_pb2,
@@ -163,7 +171,7 @@ def create_server(
     orchestration_lease_s: float = DEFAULT_LEASE_S,
     share_port: bool = False,
 ) -> tuple[PolytrialServer, int]:
-    """Builds a server on `db_url`, migrates the database and binds `address`.
+    """Builds a server on `db_url`, binds `address` and migrates the database.
 
     Args:
         db_url: A SQLAlchemy URL (`sqlite:///file.db`,
@@ -189,12 +197,17 @@ def create_server(
         The server (not started) and the port it bound.
 
     Raises:
-        RuntimeError: the address could not be bound.
-        ValueError: `max_concurrent_generations` is below 1.
+        AddressUnusable: the address could not be bound (a RuntimeError).
+        DatabaseUnusable: the database could not be opened, reached or
+            migrated (a RuntimeError).
+        ValueError: `address` is not host:port with a port from 0 to 65535,
+            or `max_concurrent_generations` is below 1.
     """
+    host, _ = parse_listen_address(address)
     generations = GenerationPool(max_concurrent_generations)
-    db = Database(db_url, pool_size=max_workers, sqlite_synchronous=sqlite_synchronous)
-    db.migrate()
+    db = open_database(
+        db_url, pool_size=max_workers, sqlite_synchronous=sqlite_synchronous
+    )
 
     executor = futures.ThreadPoolExecutor(
         max_workers=max_workers, thread_name_prefix="polytrial-rpc"
@@ -231,20 +244,15 @@ def create_server(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), grpc_server
     )
 
+    # Bind before migrating, so that a server refused its address leaves no
+    # new database file behind.
     try:
-        port = grpc_server.add_insecure_port(address)
-    except RuntimeError as error:  # gRPC's message points at its debug logs
-        port = 0
-        cause: Exception | None = error
-    else:
-        cause = None
-    if port == 0:
+        port = _bind(grpc_server, address)
+        migrate(db)
+    except Exception:
+        grpc_server.stop(None)
         db.dispose()
-        raise RuntimeError(
-            f"could not bind {address}: the port is in use (or the host is not "
-            "an address of this machine)"
-        ) from cause
-    host = address.rsplit(":", 1)[0]
+        raise
     sweeper = (
         LostTrialSweeper(db, sweep_interval_s, runner_client=runner_client)
         if sweep_interval_s > 0
@@ -265,3 +273,24 @@ def create_server(
         orchestrator=orchestrator,
     )
     return server, port
+
+
+def _bind(grpc_server: grpc.Server, address: str) -> int:
+    """Binds `address` and returns the real port.
+
+    Raises:
+        AddressUnusable: gRPC could not bind it.
+    """
+    port: int
+    try:
+        port = grpc_server.add_insecure_port(address)
+    except RuntimeError as error:  # gRPC's message points at its debug logs
+        port = 0
+        cause: Exception | None = error
+    else:
+        cause = None
+    if port == 0:
+        raise AddressUnusable(
+            f"{in_use_message(address)}; or the host is not an address of this machine"
+        ) from cause
+    return port

@@ -6,6 +6,8 @@ Logging is configured here and nowhere else.
 from __future__ import annotations
 
 import logging
+import math
+import os
 import signal
 import subprocess
 import sys
@@ -13,11 +15,39 @@ import threading
 from types import FrameType
 
 import typer
-from polytrial.server.app import create_server
+from polytrial.server.app import PolytrialServer, create_server
 from polytrial.server.orchestration import DEFAULT_LEASE_S
 from polytrial.server.service.generation import DEFAULT_MAX_CONCURRENT_GENERATIONS
+from polytrial.server.startup import (
+    AddressUnusable,
+    DatabaseUnusable,
+    StartupError,
+    check_port_free,
+    parse_listen_address,
+)
+from polytrial.server.workers import start_workers, stop_with_parent
+from typer import rich_utils
 
 logger = logging.getLogger(__name__)
+
+# Columns of help and usage errors when stdout is not a terminal.
+PIPED_HELP_WIDTH = 100
+
+
+def _widen_help_off_a_terminal() -> None:
+    """Lays help out wider than Rich's 80 columns when stdout is not a terminal.
+
+    At 80 columns the options table shortens long option names
+    (`--max-concurrent-gene…`), so piped help (`| less`, a file) would not
+    show them. COLUMNS or TERMINAL_WIDTH, when set, still decide.
+    """
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return
+    if rich_utils.MAX_WIDTH is None:  # TERMINAL_WIDTH was not set
+        rich_utils.MAX_WIDTH = PIPED_HELP_WIDTH
+
+
+_widen_help_off_a_terminal()
 
 app = typer.Typer(
     name="polytrial",
@@ -35,6 +65,46 @@ def main() -> None:
     """Polytrial: adaptive experimentation as a gRPC service."""
 
 
+def _finite_non_negative(value: float) -> float:
+    """Refuses NaN, infinities and negatives in a float option (a usage error)."""
+    if not math.isfinite(value) or value < 0:
+        raise typer.BadParameter(f"must be a finite number, 0 or more; got {value}")
+    return value
+
+
+def _listen_address(value: str) -> str:
+    """Refuses an address without host or port, or with a port out of range."""
+    try:
+        parse_listen_address(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    return value
+
+
+def _configure_logging(name: str) -> int:
+    """Configures logging for the process; `name` is a level such as INFO."""
+    level = logging.getLevelName(name.upper())
+    if not isinstance(level, int):
+        raise typer.BadParameter(
+            f"unknown log level {name!r}", param_hint="--log-level"
+        )
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return level
+
+
+def _exit_on(error: StartupError) -> typer.Exit:
+    """Logs a startup error on one line (with its traceback at DEBUG); exit 1."""
+    option = {AddressUnusable: "--address", DatabaseUnusable: "--db"}.get(
+        type(error), "serve"
+    )
+    debug = logger.isEnabledFor(logging.DEBUG)
+    logger.error("%s: %s", option, error, exc_info=error if debug else None)
+    return typer.Exit(1)
+
+
 @app.command()
 def serve(
     db: str = typer.Option(
@@ -44,13 +114,19 @@ def serve(
         "or a SQLite file path.",
     ),
     address: str = typer.Option(
-        DEFAULT_ADDRESS, "--address", help="host:port to listen on; port 0 picks one."
+        DEFAULT_ADDRESS,
+        "--address",
+        callback=_listen_address,
+        help="host:port to listen on; port 0 picks one.",
     ),
     log_level: str = typer.Option(
         "INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."
     ),
     grace_s: float = typer.Option(
-        5.0, "--grace-s", help="Seconds running calls get to finish on shutdown."
+        5.0,
+        "--grace-s",
+        callback=_finite_non_negative,
+        help="Seconds running calls get to finish on shutdown.",
     ),
     workers: int = typer.Option(
         1,
@@ -79,6 +155,7 @@ def serve(
         DEFAULT_LEASE_S,
         "--orchestration-lease-s",
         min=1.0,
+        callback=_finite_non_negative,
         help="Seconds a replica's hold on an orchestration lasts unrenewed: "
         "another replica takes it over that long after this one died. Keep it "
         "above the longest model fit.",
@@ -89,23 +166,29 @@ def serve(
         hidden=True,
         help="Bind with SO_REUSEPORT (set by --workers for its replicas).",
     ),
+    parent_pid: int = typer.Option(
+        0,
+        "--parent-pid",
+        hidden=True,
+        help="Stop when this process is no longer the parent (set by --workers).",
+    ),
 ) -> None:
     """Runs the Polytrial server until SIGINT or SIGTERM."""
-    level = logging.getLevelName(log_level.upper())
-    if not isinstance(level, int):
-        raise typer.BadParameter(
-            f"unknown log level {log_level!r}", param_hint="--log-level"
-        )
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
+    _configure_logging(log_level)
     if sqlite_synchronous.upper() not in ("NORMAL", "FULL"):
         raise typer.BadParameter(
             "must be NORMAL or FULL", param_hint="--sqlite-synchronous"
         )
+    stopping = threading.Event()
+    if parent_pid:  # a worker: it stops with the parent that started it
+        stop_with_parent(parent_pid, stopping)
+
     try:
+        # Workers bind with SO_REUSEPORT, which would share the port with any
+        # other such listener (orphaned workers, a server on another
+        # database): the parent first makes sure nothing listens there.
+        if not share_port:
+            check_port_free(address)
         server, port = create_server(
             db,
             address,
@@ -114,43 +197,39 @@ def serve(
             orchestration_lease_s=orchestration_lease_s,
             share_port=share_port or workers > 1,
         )
-    except RuntimeError as error:  # the address could not be bound
-        logger.error("%s", error)
-        raise typer.Exit(1) from error
+    except StartupError as error:
+        raise _exit_on(error) from error
+
     # More workers: the same command on the port this one bound. Each is a
     # full replica (its own pool and lost-trial sweep) and the kernel spreads
     # client connections over them.
-    host = address.rsplit(":", 1)[0]
-    children = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "polytrial.server.cli",
-                "serve",
-                "--db",
-                db,
-                "--address",
-                f"{host}:{port}",
-                "--log-level",
-                log_level,
-                "--grace-s",
-                str(grace_s),
-                "--sqlite-synchronous",
-                sqlite_synchronous,
-                "--max-concurrent-generations",
-                str(max_concurrent_generations),
-                "--orchestration-lease-s",
-                str(orchestration_lease_s),
-                "--share-port",
-            ]
-        )
-        for _ in range(workers - 1)
-    ]
-    stopping = threading.Event()
+    host, _ = parse_listen_address(address)
+    children = start_workers(
+        workers - 1,
+        [
+            *("--db", db, "--address", f"{host}:{port}", "--log-level", log_level),
+            *("--grace-s", str(grace_s), "--sqlite-synchronous", sqlite_synchronous),
+            *("--max-concurrent-generations", str(max_concurrent_generations)),
+            *("--orchestration-lease-s", str(orchestration_lease_s)),
+        ],
+    )
+
+    _serve_until_stopped(server, children, stopping, grace_s)
+
+
+def _serve_until_stopped(
+    server: PolytrialServer,
+    children: list[subprocess.Popen[bytes]],
+    stopping: threading.Event,
+    grace_s: float,
+) -> None:
+    """Serves until SIGINT, SIGTERM or `stopping`; the workers stop first."""
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        logger.info("received %s, shutting down", signal.Signals(signum).name)
+        # A worker whose parent died may get its SIGTERM more than once (the
+        # kernel sends it on each reparenting); one log line is enough.
+        if not stopping.is_set():
+            logger.info("received %s, shutting down", signal.Signals(signum).name)
         stopping.set()
 
     signal.signal(signal.SIGINT, on_signal)
