@@ -124,7 +124,18 @@ def test_an_address_without_a_port_is_refused_at_once(address: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "address", ["localhost:50051", "[::1]:50051", "unix:/tmp/x.sock", "dns:///h:1"]
+    "address",
+    ["127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:0", "127.0.0.1:-1", "h:http"],
+)
+def test_a_port_outside_1_to_65535_is_refused_at_once(address: str) -> None:
+    # gRPC itself would dial 99999 as 34463 and -1 as 65535.
+    with pytest.raises(ValueError, match="from 1 to 65535"):
+        Client(address)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["localhost:50051", "[::1]:65535", "h:1", "unix:/tmp/x.sock", "dns:///h:1"],
 )
 def test_well_formed_addresses_make_a_client(address: str) -> None:
     Client(address).close()

@@ -110,16 +110,19 @@ def _check_address(address: str) -> None:
     """Refuses an address gRPC would only fail on after the connect timeout.
 
     Accepts `host:port`, `[ipv6]:port`, `unix:/path` and gRPC target URIs
-    (`dns:///host:port`); an empty address or a host without a port is a
-    ValueError at once.
+    (`dns:///host:port`); an empty address, a host without a port or a port
+    outside 1-65535 is a ValueError at once (gRPC would silently take port
+    99999 as 34463, and port 0 reaches no server).
     """
     if "://" in address or address.startswith("unix:"):
         return
     host, separator, port = address.rpartition(":")
-    if not address.strip() or not separator or not host or not port.isdigit():
+    digits = port.isascii() and port.isdigit()
+    if not separator or not host.strip() or not digits or not 1 <= int(port) <= 65535:
         raise ValueError(
-            "address must be host:port (as localhost:50051), [ipv6]:port, "
-            f"unix:/path or a gRPC target URI; got {address!r}"
+            "address must be host:port with a port from 1 to 65535 (as "
+            "localhost:50051), [ipv6]:port, unix:/path or a gRPC target URI; "
+            f"got {address!r}"
         )
 
 
