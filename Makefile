@@ -83,10 +83,12 @@ buf-lint: setup $(BUF)
 buf-breaking: buf-lint
 	$(BUF) breaking --against '.git#branch=main'
 
+## lint: check the Python code with ruff (lint rules and formatting).
 lint: setup
 	$(VENV)/bin/ruff check server client runners/python tests benchmarks
 	$(VENV)/bin/ruff format --check server client runners/python tests benchmarks
 
+## typecheck: mypy --strict on the server, the client and the Python runner.
 typecheck: setup
 	$(VENV)/bin/mypy server/polytrial client/polytrial runners/python/polytrial
 
@@ -94,6 +96,8 @@ typecheck: setup
 postgres:
 	bash .ci/postgres.sh start
 
+## test-python: run only the Python tests; their PostgreSQL half is skipped
+## unless POLYTRIAL_TEST_POSTGRES_URL is set (`make test` sets it).
 test-python: setup
 	$(VENV)/bin/pytest
 
@@ -111,6 +115,7 @@ demo: setup
 demo-sync: setup
 	$(PY) -m polytrial.examples.hartmann6 --trials 30
 
+## clean: remove the virtualenv and pytest's cache.
 clean:
 	rm -rf $(VENV) .pytest_cache
 
