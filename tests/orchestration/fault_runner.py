@@ -10,6 +10,10 @@ Modes:
     nan             jobs poll COMPLETED; the objective's value is NaN.
     no-poll         PollTrialStatus is not implemented; the data is there at
                     once (hartmann6 = 1.0).
+    nan-metadata    Run returns metadata with a NaN field `v`; StopTrial
+                    prints `job stopped name=...`.
+    run-only        only Run: PollTrialStatus and FetchTrialData are not
+                    implemented, so a client must complete the trials.
 
 Prints `listening on HOST:PORT` and `job started name=... key=...` like the
 example runners.
@@ -48,10 +52,18 @@ class FaultRunner(Runner):
             raise TrialRefused(REFUSAL)
         name = f"{trial.experiment_id}-{trial.trial_index}-{uuid.uuid4().hex[:8]}"
         print(f"job started name={name} key={deployment_key}", flush=True)
+        if self.mode == "nan-metadata":
+            return {"name": name, "v": math.nan}
         return {"name": name}
 
     def poll(self, trial: Trial) -> TrialStatus:
         return TrialStatus(TrialState.COMPLETED)
+
+    def stop(self, trial: Trial, reason: str) -> Mapping[str, Any] | None:
+        if self.mode != "nan-metadata":
+            return super().stop(trial, reason)  # UNIMPLEMENTED
+        print(f"job stopped name={trial.run_metadata.get('name')}", flush=True)
+        return None
 
     def fetch_data(
         self, trial: Trial, metric_names: Sequence[str]
@@ -79,16 +91,32 @@ class NoPollRunner(FaultRunner):
     poll = Runner.poll
 
 
+class RunOnlyRunner(FaultRunner):
+    """A fault runner that implements Run alone, as the SDK's minimum."""
+
+    poll = Runner.poll
+    fetch_data = Runner.fetch_data
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--address", default="127.0.0.1:0")
     parser.add_argument(
         "--mode",
-        choices=("refuse", "no-data", "unknown-metric", "nan", "no-poll"),
+        choices=(
+            "refuse",
+            "no-data",
+            "unknown-metric",
+            "nan",
+            "no-poll",
+            "nan-metadata",
+            "run-only",
+        ),
         required=True,
     )
     args = parser.parse_args()
-    runner = NoPollRunner if args.mode == "no-poll" else FaultRunner
+    kinds = {"no-poll": NoPollRunner, "run-only": RunOnlyRunner}
+    runner = kinds.get(args.mode, FaultRunner)
     serve(
         runner(args.mode),
         args.address,

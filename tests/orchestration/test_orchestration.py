@@ -3,6 +3,7 @@ NaN data, a runner that dies, StopOrchestration, DeleteExperiment."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -309,3 +310,81 @@ def test_failed_orchestrations_message_counts_agree_with_its_trial_counts(
     assert done.state_message.endswith(
         f"; trials once those in flight were stopped: {listed}"
     )
+
+
+def test_nan_in_run_metadata_fails_the_trials_stops_their_jobs_and_ends(
+    server: Served, runners: Callable[..., Process]
+) -> None:
+    # The Python SDK runner's run() returns {"name": ..., "v": NaN}.
+    runner = runners("nan-metadata")
+    client = server.client
+    create_hartmann6(client, "nanmeta", runner.address)
+
+    client.start_orchestration(
+        "nanmeta", max_trials=3, max_parallel_trials=3, poll_interval_s=0.2
+    )
+    done = client.wait_for_orchestration("nanmeta", timeout_s=60, poll_interval_s=0.2)
+
+    assert done.state is OrchestrationState.FAILED
+    trials = list(client.list_trials("nanmeta"))
+    assert len(trials) == 3
+    for trial in trials:
+        assert trial.status is TrialStatus.FAILED
+        assert "not JSON-representable: NaN at 'v'" in trial.status_reason
+    # Every job started was asked to stop, by its name.
+    started = _named_lines(runner, "job started")
+    assert len(started) == 3
+    assert _wait_for(lambda: _named_lines(runner, "job stopped") == started)
+
+
+def test_runner_with_only_run_warns_once_and_clients_complete_its_trials(
+    server: Served, runners: Callable[..., Process], caplog: pytest.LogCaptureFixture
+) -> None:
+    runner = runners("run-only")
+    client = server.client
+    create_hartmann6(client, "runonly", runner.address)
+
+    with caplog.at_level(logging.WARNING, logger="polytrial.server.orchestration"):
+        client.start_orchestration(
+            "runonly", max_trials=2, max_parallel_trials=2, poll_interval_s=0.1
+        )
+        _wait_until(
+            client,
+            "runonly",
+            lambda o: o.trial_counts.get(TrialStatus.RUNNING, 0) == 2,
+        )
+        time.sleep(1.5)  # a dozen ticks, each refreshing both trials
+
+        # Nothing fails them: data from a client ends them.
+        for trial in client.list_trials("runonly"):
+            client.complete_trial(trial, 0.5)
+        done = client.wait_for_orchestration(
+            "runonly", timeout_s=60, poll_interval_s=0.2
+        )
+
+    assert done.state is OrchestrationState.COMPLETED
+    assert done.trial_counts == {TrialStatus.COMPLETED: 2}
+    warnings = [
+        r.getMessage() for r in caplog.records if "implements neither" in r.getMessage()
+    ]
+    assert len(warnings) == 1
+    assert runner.address in warnings[0]
+    assert "end only when a client completes them" in warnings[0]
+
+
+def _named_lines(runner: Process, prefix: str) -> list[str]:
+    """Sorted job names of the runner's `<prefix> name=...` lines."""
+    return sorted(
+        line.split("name=")[1].split()[0]
+        for line in list(runner.output)
+        if line.startswith(prefix)
+    )
+
+
+def _wait_for(probe: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not probe():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True

@@ -7,6 +7,7 @@ and re-creates the experiment, or while a second DeployTrial arrives.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from concurrent import futures
@@ -14,7 +15,7 @@ from typing import Any
 
 import grpc
 import pytest
-from polytrial.server.runners import deployment
+from polytrial.server.runners import fetched_data
 from polytrial.v1 import experiment_pb2 as epb
 from polytrial.v1 import experiment_service_pb2 as es
 from polytrial.v1 import runner_service_pb2 as rpb
@@ -37,6 +38,7 @@ class GatedRunner(rgrpc.RunnerServiceServicer):
         self.runs: list[str] = []
         self.stops: list[str] = []
         self.steps = 0  # step observations FetchTrialData answers per arm
+        self.finals: list[float] = []  # final values it answers per arm, after
 
     def Run(self, request: rpb.RunRequest, context: Any) -> rpb.RunResponse:
         self.runs.append(request.deployment_key)
@@ -65,15 +67,17 @@ class GatedRunner(rgrpc.RunnerServiceServicer):
     def FetchTrialData(
         self, request: rpb.FetchTrialDataRequest, context: Any
     ) -> rpb.FetchTrialDataResponse:
-        return rpb.FetchTrialDataResponse(
-            observations=[
-                vpb.Observation(
-                    arm_name=arm.name, metric_name="loss", mean=float(i), step=i
-                )
-                for arm in request.trial.arms
-                for i in range(self.steps)
-            ]
-        )
+        steps = [
+            vpb.Observation(arm_name=arm.name, metric_name="loss", mean=i, step=i)
+            for arm in request.trial.arms
+            for i in range(self.steps)
+        ]
+        finals = [
+            vpb.Observation(arm_name=arm.name, metric_name="loss", mean=mean)
+            for arm in request.trial.arms
+            for mean in self.finals
+        ]
+        return rpb.FetchTrialDataResponse(observations=steps + finals)
 
 
 def start_gated() -> Iterator[tuple[GatedRunner, str]]:
@@ -189,13 +193,19 @@ def test_second_deploy_through_another_runner_while_one_is_in_flight_is_aborted(
     assert runner.stops == []
 
 
+def refresh(api: Api, name: str) -> tpb.Trial:
+    return api.trials.RefreshTrial(
+        ts.RefreshTrialRequest(name=name), timeout=RPC_TIMEOUT_S
+    )
+
+
 def test_runner_data_beyond_the_observation_cap_is_dropped_with_a_reason(
     polytrial_api: Api,
     gated: tuple[GatedRunner, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A small cap keeps the test fast; the rule is the same at 100,000.
-    monkeypatch.setattr(deployment, "MAX_OBSERVATIONS_PER_TRIAL", 10)
+    monkeypatch.setattr(fetched_data, "MAX_OBSERVATIONS_PER_TRIAL", 10)
     runner, address = gated
     runner.gate.set()
     runner.steps = 25
@@ -204,10 +214,76 @@ def test_runner_data_beyond_the_observation_cap_is_dropped_with_a_reason(
     deploy(polytrial_api, candidate.name)
 
     for _ in range(2):
-        refreshed = polytrial_api.trials.RefreshTrial(
-            ts.RefreshTrialRequest(name=candidate.name), timeout=RPC_TIMEOUT_S
-        )
-        assert len(refreshed.observations) == 10
-    assert [o.step for o in refreshed.observations] == list(range(10))
+        refreshed = refresh(polytrial_api, candidate.name)
+        # One place is kept for the final value, which has not come yet.
+        assert len(refreshed.observations) == 9
+    assert [o.step for o in refreshed.observations] == list(range(9))
     assert "limit of 10 observations" in refreshed.status_reason
-    assert len(polytrial_api.get_trial("flood", 0).observations) == 10
+    assert len(polytrial_api.get_trial("flood", 0).observations) == 9
+
+    # The final value arrives after the curve filled the trial: it is stored.
+    runner.finals = [3.0]
+    refreshed = refresh(polytrial_api, candidate.name)
+    assert len(refreshed.observations) == 10
+    [final] = [o for o in refreshed.observations if not o.HasField("step")]
+    assert final.mean == 3.0
+
+
+def test_a_final_value_after_more_steps_than_the_cap_is_kept_first(
+    polytrial_api: Api,
+    gated: tuple[GatedRunner, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As 150,000 steps and then the final value in one fetch, at a cap of 10.
+    monkeypatch.setattr(fetched_data, "MAX_OBSERVATIONS_PER_TRIAL", 10)
+    runner, address = gated
+    runner.gate.set()
+    runner.steps, runner.finals = 15, [7.0]
+    create(polytrial_api, "curve-then-final", address)
+    [candidate] = polytrial_api.suggest("curve-then-final")
+    deploy(polytrial_api, candidate.name)
+
+    refreshed = refresh(polytrial_api, candidate.name)
+
+    finals = [o.mean for o in refreshed.observations if not o.HasField("step")]
+    assert finals == [7.0]
+    steps = [o.step for o in refreshed.observations if o.HasField("step")]
+    assert steps == list(range(9))
+    assert "6 fetched observations dropped" in refreshed.status_reason
+
+
+def test_a_final_value_fetched_twice_is_refused_as_complete_trial_refuses_it(
+    polytrial_api: Api,
+    gated: tuple[GatedRunner, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runner, address = gated
+    runner.gate.set()
+    runner.steps, runner.finals = 2, [1.0, 2.0]
+    create(polytrial_api, "final-twice", address)
+    [candidate] = polytrial_api.suggest("final-twice")
+    deploy(polytrial_api, candidate.name)
+    arm_name = candidate.arms[0].arm.name
+
+    with caplog.at_level(logging.WARNING, logger="polytrial.server.runners"):
+        refreshed = refresh(polytrial_api, candidate.name)
+
+    # Neither value is stored; the steps are.
+    assert [o.step for o in refreshed.observations] == [0, 1]
+    assert refreshed.status == tpb.TRIAL_STATUS_RUNNING
+    rule = f"arm {arm_name!r}, metric 'loss': given twice for the final value"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any(rule in message and "(1, 2)" in message for message in warnings)
+    # CompleteTrial refuses the same data with the same words.
+    twice = [
+        vpb.Observation(arm_name=arm_name, metric_name="loss", mean=mean)
+        for mean in (1.0, 2.0)
+    ]
+    error = rpc_error(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lambda: polytrial_api.trials.CompleteTrial(
+            ts.CompleteTrialRequest(name=candidate.name, observations=twice),
+            timeout=RPC_TIMEOUT_S,
+        ),
+    )
+    assert rule in (error.details() or "")

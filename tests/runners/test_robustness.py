@@ -9,6 +9,7 @@ call's own generous deadline.
 
 from __future__ import annotations
 
+import math
 import re
 import signal
 import subprocess
@@ -31,7 +32,14 @@ from polytrial.v1 import runner_service_pb2 as rpb
 from polytrial.v1 import runner_service_pb2_grpc as rgrpc
 from polytrial.v1 import trial_pb2 as tpb
 from polytrial.v1 import trial_service_pb2 as ts
-from polytrial_testkit import RPC_TIMEOUT_S, Api, connect, error_info, experiment
+from polytrial_testkit import (
+    RPC_TIMEOUT_S,
+    Api,
+    connect,
+    error_info,
+    experiment,
+    rpc_error,
+)
 from runner_kit import wait_for
 
 pytestmark = pytest.mark.timeout(90)
@@ -184,6 +192,9 @@ def test_a_hung_runner_leaves_health_checks_and_reads_answering(
         assert error.code() == grpc.StatusCode.UNAVAILABLE
         assert address in error.details()
         assert error_info(error).reason == "RUNNER_BUSY"
+        # The message agrees with the status: it names no other code.
+        assert "not called (RUNNER_BUSY)" in error.details()
+        assert "RESOURCE_EXHAUSTED" not in error.details()
     assert polytrial.runner_client.in_flight(address) == 4
 
     # Everything else still answers, within its own deadline.
@@ -287,6 +298,61 @@ def test_stop_metadata_over_the_limit_is_dropped_and_the_rest_merged(
     )
     runner_experiment(api, "big-stop", serve_runner(runner))
     [candidate] = api.suggest("big-stop")
+    deploy(api, candidate.name)
+
+    stopped = api.trials.StopTrial(
+        ts.StopTrialRequest(name=candidate.name, reason="enough"),
+        timeout=RPC_TIMEOUT_S,
+    )
+
+    assert stopped.status == tpb.TRIAL_STATUS_ABANDONED
+    assert json_format.MessageToDict(stopped.run_metadata) == {
+        "name": "job",
+        "stopped": True,
+    }
+
+
+# Metadata JSON cannot hold -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("metadata", "where"),
+    [
+        ({"v": math.nan}, "NaN at 'v'"),
+        ({"stats": {"loss": [1.0, -math.inf]}}, "-Infinity at 'stats.loss[1]'"),
+    ],
+)
+def test_non_finite_run_metadata_fails_the_trial_and_stops_the_job(
+    server: tuple[PolytrialServer, Api],
+    serve_runner: Any,
+    metadata: dict[str, Any],
+    where: str,
+) -> None:
+    _, api = server
+    runner = FakeRunner(metadata={"name": "odd", "job_id": 7, **metadata})
+    runner_experiment(api, "nan-metadata", serve_runner(runner))
+    [candidate] = api.suggest("nan-metadata")
+
+    failed = deploy(api, candidate.name)
+
+    assert failed.status == tpb.TRIAL_STATUS_FAILED
+    assert f"metadata that is not JSON-representable: {where}" in failed.status_reason
+    assert len(failed.run_metadata) == 0
+    # The stop arrived (the runner could read it), without the bad field.
+    [(reason, sent)] = runner.stops
+    assert sent == {"name": "odd", "job_id": 7}
+    assert where in reason
+    # A redeploy is refused as for any FAILED trial, not INTERNAL.
+    rpc_error(grpc.StatusCode.FAILED_PRECONDITION, lambda: deploy(api, candidate.name))
+
+
+def test_non_finite_stop_metadata_is_dropped_and_the_stop_takes_effect(
+    server: tuple[PolytrialServer, Api], serve_runner: Any
+) -> None:
+    _, api = server
+    runner = FakeRunner(stop_metadata={"stopped": True, "v": math.inf})
+    runner_experiment(api, "inf-stop", serve_runner(runner))
+    [candidate] = api.suggest("inf-stop")
     deploy(api, candidate.name)
 
     stopped = api.trials.StopTrial(

@@ -14,12 +14,17 @@
     6. save the progress and the next tick's time
 
 Runner calls (steps 3 and 5) and the suggest are never made inside one of
-this module's transactions; each write in between re-checks the lease.
+this module's transactions; each write in between re-checks the lease. An
+unexpected error (a bug) while deploying or refreshing one trial ends only
+that trial's turn: logged with its traceback the first time, in one line
+after, and the trial fails once it has happened `MAX_UNEXPECTED_ERRORS`
+ticks in a row, so one trial cannot stall its orchestration forever.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -50,6 +55,8 @@ logger = logging.getLogger(__name__)
 
 S = TrialStatus
 _UNREACHABLE = (Unavailable, DeadlineExceeded)
+# Ticks in a row an unexpected error may hit one trial before it fails.
+MAX_UNEXPECTED_ERRORS = 3
 
 
 def _now() -> datetime:
@@ -84,6 +91,37 @@ class Driver:
         self.deployments = deployments
         self.owner = owner
         self.lease_s = lease_s
+        # What ticks remember beyond the stored progress, kept in memory
+        # since a restart losing it only repeats a log line or a few tries.
+        # Guarded by `_lock`: ticks of different orchestrations share it.
+        self._lock = threading.Lock()
+        self._errors: Counter[tuple[str, int]] = Counter()
+        self._warned: set[str] = set()
+
+    def count_error(self, uid: str, index: int) -> int:
+        """Counts an unexpected error on a trial; returns how many in a row."""
+        with self._lock:
+            self._errors[uid, index] += 1
+            return self._errors[uid, index]
+
+    def clear_errors(self, uid: str, index: int) -> None:
+        """Forgets a trial's unexpected errors (its step went through)."""
+        with self._lock:
+            self._errors.pop((uid, index), None)
+
+    def warn_once(self, uid: str) -> bool:
+        """True the first time it is asked for an orchestration, then False."""
+        with self._lock:
+            first = uid not in self._warned
+            self._warned.add(uid)
+            return first
+
+    def forget(self, uid: str) -> None:
+        """Drops what is remembered of an orchestration that ended."""
+        with self._lock:
+            self._warned.discard(uid)
+            for key in [key for key in self._errors if key[0] == uid]:
+                del self._errors[key]
 
     def tick(self, experiment_id: str) -> None:
         """Runs one tick of the experiment's orchestration, if this replica may."""
@@ -163,10 +201,60 @@ class _Tick:
     def _refresh_in_flight(self) -> None:
         for index, status in self._statuses().items():
             if status is S.CANDIDATE:
-                self._deploy(index)
+                self._guarded(index, "deploying", self._deploy)
             elif status in (S.STAGED, S.RUNNING):
-                self._refresh(index)
+                self._guarded(index, "refreshing", self._refresh)
             self._renew_if_due()
+
+    def _guarded(self, index: int, doing: str, step: Callable[[int], None]) -> None:
+        """Runs one trial's step; see the module docstring on unexpected errors.
+
+        The tick's own signals (LeaseLost, and NotFound for a deleted
+        experiment) and domain errors (a database outage is Unavailable) are
+        not the trial's doing: they pass through.
+        """
+        uid = self.record.uid
+        try:
+            step(index)
+        except (LeaseLost, PolytrialError):
+            raise
+        except Exception as error:
+            self._unexpected(index, doing, error)
+            return
+        self.driver.clear_errors(uid, index)
+
+    def _unexpected(self, index: int, doing: str, error: Exception) -> None:
+        """Logs an unexpected error on a trial; fails it if it keeps happening."""
+        count = self.driver.count_error(self.record.uid, index)
+        if count == 1:
+            logger.exception(
+                "experiment %s trial %d: unexpected error %s it; it fails if "
+                "this happens %d ticks in a row",
+                self.eid,
+                index,
+                doing,
+                MAX_UNEXPECTED_ERRORS,
+            )
+        else:
+            logger.warning(
+                "experiment %s trial %d: unexpected error %s it again (%d in a "
+                "row): %r",
+                self.eid,
+                index,
+                doing,
+                count,
+                error,
+            )
+        if count < MAX_UNEXPECTED_ERRORS:
+            return
+        reason = (
+            f"the orchestration hit an unexpected error {doing} this trial "
+            f"{count} times in a row ({type(error).__name__}; see the server log)"
+        )
+        self.driver.clear_errors(self.record.uid, index)
+        self._end_trial(index, S.FAILED, reason)
+        # Its job, if one was started, has nobody left to track it.
+        self.driver.deployments.stop_lost(self.eid, index, reason)
 
     def _renew_if_due(self) -> None:
         # Runner calls can be slow (timeouts, retries): renewing once a third
@@ -228,6 +316,8 @@ class _Tick:
             # completes once every objective has its final value.
             if not policy.missing_objectives(trial, self.objectives):
                 self._complete(index)
+            elif not outcome.fetched_from:
+                self._warn_client_data_only(outcome.runner_address)
             return
         if outcome.polled_state != runner_service_pb2.RUNNER_TRIAL_STATE_COMPLETED:
             note.completed_since = None
@@ -257,6 +347,22 @@ class _Tick:
                 dropped=outcome.dropped,
             )
             self._end_trial(index, S.FAILED, reason)
+
+    def _warn_client_data_only(self, runner_address: str) -> None:
+        """Says, once per orchestration, that only clients can end its trials.
+
+        Data a client sends with CompleteTrial is legitimate, so the trials
+        are not failed; but without this line they would wait in silence.
+        """
+        if self.driver.warn_once(self.record.uid):
+            logger.warning(
+                "experiment %s: runner %s implements neither PollTrialStatus nor "
+                "FetchTrialData (nor does a metric service serve the data), so "
+                "the orchestration's trials end only when a client completes "
+                "them",
+                self.eid,
+                runner_address,
+            )
 
     def _complete(self, index: int) -> None:
         try:
@@ -384,6 +490,7 @@ class _Tick:
         record.state, record.state_message = state, message
         record.end_time = _now()
         self._save()
+        self.driver.forget(record.uid)
         log = logger.warning if state is State.FAILED else logger.info
         log(
             "experiment %s: orchestration %s ended %s after %d trials%s",
@@ -471,7 +578,7 @@ class _Tick:
             self.options.max_trials,
         )
         for index in new:
-            self._deploy(index)
+            self._guarded(index, "deploying", self._deploy)
             self._renew_if_due()
 
     # Saving ----------------------------------------------------------------

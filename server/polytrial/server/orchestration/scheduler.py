@@ -6,6 +6,11 @@ pool of tick threads; one orchestration is never ticked twice at once here,
 and the lease keeps other replicas off it. On stop the loop ends, ticks in
 progress finish, and the leases are released so another replica resumes at
 once instead of waiting for them to expire.
+
+A tick that fails (a database outage, a bug) is retried after a wait that
+doubles with each failure in a row, up to `MAX_RETRY_DELAY_S`; only the first
+failure in a row is logged with its traceback, so a lasting fault neither
+spins a thread nor floods the log.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from concurrent import futures
 from datetime import UTC, datetime
@@ -29,6 +35,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_LEASE_S = 30.0
 DEFAULT_SCAN_INTERVAL_S = 0.25
 DEFAULT_MAX_TICKS = 4
+FIRST_RETRY_DELAY_S = 1.0
+MAX_RETRY_DELAY_S = 30.0
 
 
 def new_owner_token() -> str:
@@ -70,9 +78,12 @@ class Orchestrator:
         self._pool = futures.ThreadPoolExecutor(
             max_workers=max_ticks, thread_name_prefix="polytrial-orchestration"
         )
-        # Experiments with a tick queued or running on this replica; guarded
-        # by `_lock` (the scan thread adds, tick threads remove).
+        # Experiments with a tick queued or running on this replica, and
+        # those whose last ticks failed (failures in a row, and the
+        # `time.monotonic()` before which no tick is tried); guarded by
+        # `_lock` (the scan thread reads, tick threads write).
         self._busy: set[str] = set()
+        self._failures: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(
@@ -113,7 +124,7 @@ class Orchestrator:
                 continue
             for experiment_id in due:
                 with self._lock:
-                    if experiment_id in self._busy:
+                    if experiment_id in self._busy or self._backing_off(experiment_id):
                         continue
                     self._busy.add(experiment_id)
                 try:
@@ -124,15 +135,42 @@ class Orchestrator:
     def _due(self, repo: Repository) -> list[str]:
         return store.due(repo, self.owner, datetime.now(UTC))
 
+    def _backing_off(self, experiment_id: str) -> bool:
+        """Whether the experiment's last tick failed too recently (hold `_lock`)."""
+        _, retry_at = self._failures.get(experiment_id, (0, 0.0))
+        return time.monotonic() < retry_at
+
     def _tick(self, experiment_id: str) -> None:
         try:
             if not self._stopping.is_set():
                 self.driver.tick(experiment_id)
-        except Exception:
-            logger.exception(
-                "experiment %s: orchestration tick failed; retrying at the next",
-                experiment_id,
-            )
+        except Exception as error:
+            self._tick_failed(experiment_id, error)
+        else:
+            with self._lock:
+                self._failures.pop(experiment_id, None)
         finally:
             with self._lock:
                 self._busy.discard(experiment_id)
+
+    def _tick_failed(self, experiment_id: str, error: Exception) -> None:
+        """Logs a failed tick and delays the next; see the module docstring."""
+        with self._lock:
+            count = self._failures.get(experiment_id, (0, 0.0))[0] + 1
+            delay_s = min(MAX_RETRY_DELAY_S, FIRST_RETRY_DELAY_S * 2 ** (count - 1))
+            self._failures[experiment_id] = (count, time.monotonic() + delay_s)
+        if count == 1:
+            logger.exception(
+                "experiment %s: orchestration tick failed; retrying in %.0fs",
+                experiment_id,
+                delay_s,
+            )
+        else:
+            logger.warning(
+                "experiment %s: orchestration tick failed again (%d in a row), "
+                "retrying in %.0fs: %r",
+                experiment_id,
+                count,
+                delay_s,
+                error,
+            )

@@ -1,9 +1,10 @@
 """The runner-protocol client: how the server deploys trials on runners.
 
-    channels.py    one gRPC channel per runner address, reused
-    client.py      RunnerService calls with deadlines and bounded retries
-    messages.py    RunnerTrial messages, deployment keys, metadata limit
-    deployment.py  DeployTrial, StopTrial and RefreshTrial, three steps each
+    channels.py      one gRPC channel per runner address, reused
+    client.py        RunnerService calls with deadlines and bounded retries
+    messages.py      RunnerTrial messages, deployment keys, metadata checks
+    deployment.py    DeployTrial, StopTrial and RefreshTrial, three steps each
+    fetched_data.py  which fetched observations are stored
 
 A server makes one `RunnerClient` of its own (`app.py`), shared by its handlers
 and its lost-trial sweep, so every thread shares one channel per runner, and

@@ -1,16 +1,20 @@
 """Calls to runner services: deadlines, bounded retries, a cap on calls in flight.
 
-Every call carries a deadline: the runner's `timeout_s` (10 s when unset), cut
-to what is left of the caller's own deadline (`CallScope`). UNAVAILABLE and
-DEADLINE_EXCEEDED are retried a bounded number of times with exponential
-backoff and jitter, and never past the caller's deadline; a retried Run
-carries the same deployment key, so the runner starts its job at most once.
+Every attempt of a call carries a deadline: the runner's `timeout_s` (10 s
+when unset), cut to what is left of the caller's own deadline (`CallScope`).
+UNAVAILABLE and DEADLINE_EXCEEDED are retried with exponential backoff and
+jitter, `RetryPolicy.max_attempts` (3) attempts in all, and never past the
+caller's deadline: without one, a call to a runner that never answers may
+take up to about 3 x `timeout_s`. A retried Run carries the same deployment
+key, so the runner starts its job at most once.
 
 A runner that stops answering must not take the server with it: its calls
 would hold the server's RPC threads until their deadlines. So at most
 `max_in_flight_per_runner` calls to one address (and `max_in_flight` in all)
-are in flight at once, and one more is refused at once with
-RESOURCE_EXHAUSTED naming the runner. A scope cancelled by its caller (the
+are in flight at once, and one more is refused at once, without calling the
+runner: a `RunnerCallError` with RESOURCE_EXHAUSTED and no attempts, which the
+RPC it was made for answers as UNAVAILABLE with reason RUNNER_BUSY and the
+runner's address (`deployment.py`). A scope cancelled by its caller (the
 RPC ended) cancels its runner calls, and `RunnerClient.close` (server
 shutdown) cancels every call in flight and refuses new ones.
 
@@ -183,9 +187,17 @@ class RunnerCallError(Exception):
         self.details = details
         self.attempts = attempts
         tries = f" after {attempts} attempts" if attempts > 1 else ""
+        # A busy refusal reaches callers as UNAVAILABLE: naming another code
+        # in its message would contradict the status it comes with.
+        what = "not called (RUNNER_BUSY)" if self.busy else code.name
         super().__init__(
-            f"runner {address} {method}: {code.name}: {details or 'no message'}{tries}"
+            f"runner {address} {method}: {what}: {details or 'no message'}{tries}"
         )
+
+    @property
+    def busy(self) -> bool:
+        """Whether the server refused the call itself: too many in flight."""
+        return self.code is grpc.StatusCode.RESOURCE_EXHAUSTED and self.attempts == 0
 
     @property
     def transient(self) -> bool:
@@ -215,7 +227,8 @@ class RunnerClient:
         sleep: Waits between attempts (tests may pass a faster one); by
             default a wait that a cancelled scope or `close` cuts short.
         max_in_flight_per_runner: Calls to one address at once; one more is
-            refused with RESOURCE_EXHAUSTED.
+            refused with RESOURCE_EXHAUSTED and no attempts (the RPC answers
+            UNAVAILABLE, reason RUNNER_BUSY).
         max_in_flight: Calls to all runners at once (None: no limit beyond
             the per-runner one); the server passes half its RPC threads.
     """
@@ -368,7 +381,8 @@ class RunnerClient:
         """Holds one of the in-flight slots for a call to `target`.
 
         Raises:
-            RunnerCallError: RESOURCE_EXHAUSTED, the limit is reached.
+            RunnerCallError: RESOURCE_EXHAUSTED with no attempts, the limit is
+                reached (the RPC answers UNAVAILABLE, reason RUNNER_BUSY).
         """
         address = target.address
         with self._lock:

@@ -15,6 +15,8 @@ Deployment outcomes:
     any other status (a refusal)    -> FAILED with the runner's message as reason
     metadata over the size limit    -> FAILED, and the job is asked to stop (the
                                        stop carries the fields that fit the limit)
+    metadata holding NaN or an      -> FAILED naming where, and the job is asked
+      infinity (not JSON)              to stop (the stop carries the other fields)
     the caller's call ends          -> CANDIDATE with `deployment_error`; the
       (deadline, cancel, shutdown)     runner call is cancelled
 
@@ -41,18 +43,17 @@ the runner to stop its job (`stop_lost`, best effort).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import grpc
+from google.protobuf import struct_pb2
 from polytrial.server import resources
 from polytrial.server.errors import (
     Aborted,
     DeadlineExceeded,
     FailedPrecondition,
-    InvalidArgument,
     NotFound,
     PolytrialError,
     Unavailable,
@@ -63,23 +64,20 @@ from polytrial.server.runners.client import (
     RunnerClient,
     RunnerTarget,
 )
+from polytrial.server.runners.fetched_data import store_fetched
 from polytrial.server.runners.messages import (
     MAX_RUN_METADATA_BYTES,
+    RunnerMetadata,
     cap_metadata,
     check_runner_config,
     deployment_key,
-    new_observations,
     observation_records,
+    read_metadata,
     runner_target,
     runner_trial,
-    struct_to_dict,
 )
 from polytrial.server.service import lifecycle
 from polytrial.server.service.config import ExperimentConfig, load_config
-from polytrial.server.service.observations import (
-    MAX_OBSERVATIONS_PER_TRIAL,
-    check_observations,
-)
 from polytrial.server.storage import (
     Database,
     ObservationRecord,
@@ -128,12 +126,18 @@ class RefreshOutcome:
             sent that it is not the source of; their data was dropped.
         dropped: Why fetched observations were refused (for example a NaN
             mean); they were not stored.
+        runner_address: The trial's runner ("" when it was not refreshed).
+        fetched_from: Addresses of the data sources (runner, metric
+            services) that answered FetchTrialData; empty when none
+            implements it, so the data can only come from clients.
     """
 
     trial: TrialRecord
     polled_state: int | None = None
     unknown_metrics: tuple[str, ...] = ()
     dropped: tuple[str, ...] = ()
+    runner_address: str = ""
+    fetched_from: tuple[str, ...] = ()
 
 
 @dataclass
@@ -215,22 +219,19 @@ class Deployments:
             return self._store_failure(experiment_id, trial_index, attempt, error)
         # A stop of the job must carry its metadata, or a stateless runner
         # cannot find it.
-        metadata = struct_to_dict(response.run_metadata)
+        read = read_metadata(response.run_metadata)
+        metadata = read.fields
         started = pb.RunnerTrial()
         started.CopyFrom(attempt.message)
-        size = response.run_metadata.ByteSize()
-        if size > MAX_RUN_METADATA_BYTES:
+        refusal = _metadata_refusal(target, response.run_metadata, read)
+        if refusal is not None:
             # Echoing it all could outgrow what the runner accepts (4 MiB by
-            # default), and the stop would never arrive: send what fits.
+            # default), or carry values JSON cannot hold, and the stop would
+            # never arrive: send the fields that fit and are representable.
             fitting, _ = cap_metadata(metadata)
             started.run_metadata.update(fitting)
-            reason = (
-                f"runner {target.address} returned run metadata of {size} bytes, "
-                f"over the limit of {MAX_RUN_METADATA_BYTES} bytes; the job was "
-                "asked to stop"
-            )
-            self._stop_quietly(target, started, reason)
-            return self._store_refusal(experiment_id, trial_index, attempt.key, reason)
+            self._stop_quietly(target, started, refusal)
+            return self._store_refusal(experiment_id, trial_index, attempt.key, refusal)
         started.run_metadata.CopyFrom(response.run_metadata)
 
         # Step 3: store the metadata and the new status.
@@ -422,7 +423,8 @@ class Deployments:
         becomes EARLY_STOPPED, any other STAGED or RUNNING trial ABANDONED. A
         runner that cannot stop jobs (UNIMPLEMENTED) is noted in the reason.
         Metadata the runner returns is merged into the trial's, except fields
-        that would take it over `MAX_RUN_METADATA_BYTES` (dropped, logged).
+        that would take it over `MAX_RUN_METADATA_BYTES` or that hold NaN or
+        an infinity (dropped, logged).
         `scope` bounds the runner calls as in `deploy`.
 
         Raises:
@@ -454,7 +456,7 @@ class Deployments:
             response = self.client.stop(
                 deployed.target, deployed.message, reason, scope=scope
             )
-            stop_metadata = struct_to_dict(response.run_metadata)
+            stop_metadata = _stop_metadata(label, deployed.target, response)
         except RunnerCallError as error:
             if not error.unimplemented:
                 raise _as_domain_error(label, error) from error
@@ -466,7 +468,7 @@ class Deployments:
             trial, config = _lock_same(repo, experiment_id, trial_index, deployed.key)
             if trial.status in lifecycle.FINAL:
                 return trial
-            self._add_valid(repo, config, trial, fetched)
+            store_fetched(repo, config, trial, fetched)
             merged, dropped = cap_metadata(stop_metadata, keep=trial.run_metadata)
             if dropped:
                 logger.warning(
@@ -609,7 +611,8 @@ class Deployments:
             if not error.unimplemented:
                 raise _as_domain_error(label, error) from error
         unknown: list[str] = []
-        fetched = self._fetch(deployed, unknown, scope=scope)
+        answered: list[str] = []
+        fetched = self._fetch(deployed, unknown, answered, scope=scope)
         dropped: list[str] = []
 
         # Step 3: store new data and the status the runner reports.
@@ -618,7 +621,7 @@ class Deployments:
             if trial.status not in DEPLOYED:
                 return trial
             dropped.clear()  # the transaction may run again
-            self._add_valid(repo, config, trial, fetched, dropped)
+            store_fetched(repo, config, trial, fetched, dropped)
             if polled is not None:
                 now = _now()
                 _apply_polled(config, trial, polled, now=now)
@@ -638,6 +641,8 @@ class Deployments:
             polled.state if polled is not None else None,
             tuple(sorted(set(unknown))),
             tuple(dropped),
+            deployed.target.address,
+            tuple(answered),
         )
 
     # Helpers ---------------------------------------------------------------
@@ -664,6 +669,7 @@ class Deployments:
         self,
         deployed: _Deployed,
         unknown: list[str] | None = None,
+        answered: list[str] | None = None,
         *,
         scope: CallScope | None = None,
     ) -> list[ObservationRecord]:
@@ -671,7 +677,8 @@ class Deployments:
 
         Metrics reported by clients are not fetched. A source that does not
         implement FetchTrialData is skipped. Names of metrics a source sent
-        but is not the source of are appended to `unknown`.
+        but is not the source of are appended to `unknown`, and the address
+        of each source that answered to `answered`.
 
         Raises:
             Unavailable, DeadlineExceeded, FailedPrecondition: a source failed.
@@ -696,6 +703,8 @@ class Deployments:
                     logger.debug("%s does not serve data of %s", target.address, label)
                     continue
                 raise _as_domain_error(label, error) from error
+            if answered is not None:
+                answered.append(target.address)
             for obs in observation_records(observations):
                 if obs.metric_name in names:
                     found.append(obs)
@@ -718,48 +727,6 @@ class Deployments:
         except PolytrialError as error:
             logger.warning("could not fetch the last data: %s", error.message)
             return []
-
-    @staticmethod
-    def _add_valid(
-        repo: Repository,
-        config: ExperimentConfig,
-        trial: TrialRecord,
-        fetched: Sequence[ObservationRecord],
-        dropped: list[str] | None = None,
-    ) -> None:
-        """Stores the fetched observations that are new and valid.
-
-        No more than `MAX_OBSERVATIONS_PER_TRIAL` are ever stored: the excess
-        is dropped with a warning and noted in the trial's status reason. Why
-        an invalid observation was refused is appended to `dropped`.
-        """
-        label = _trial_label(trial.experiment_id, trial.index)
-        room = MAX_OBSERVATIONS_PER_TRIAL - len(trial.observations)
-        valid: list[ObservationRecord] = []
-        fresh = new_observations(trial, fetched)
-        for position, obs in enumerate(fresh):
-            if len(valid) >= room:
-                reason = (
-                    f"{len(fresh) - position} fetched observations dropped: the "
-                    f"trial reached the limit of {MAX_OBSERVATIONS_PER_TRIAL} "
-                    "observations per trial"
-                )
-                logger.warning("%s: %s", label, reason)
-                trial.status_reason = lifecycle.clip_reason(reason)
-                break
-            try:
-                check_observations(config, trial, [obs], complete=False)
-            except InvalidArgument as error:
-                logger.warning(
-                    "%s: fetched observation dropped: %s", label, error.message
-                )
-                if dropped is not None:
-                    dropped.append(error.message)
-                continue
-            valid.append(obs)
-        if valid:
-            repo.add_observations(trial.experiment_id, trial.index, valid, now=_now())
-            trial.observations.extend(valid)
 
 
 def _lock_same(
@@ -816,6 +783,46 @@ def _apply_polled(
         lifecycle.apply_transition(trial, S.COMPLETED, now=now)
 
 
+def _metadata_refusal(
+    target: RunnerTarget, message: struct_pb2.Struct, read: RunnerMetadata
+) -> str | None:
+    """Why Run's metadata fails the trial (values JSON cannot hold, or too big)."""
+    if read.problems:
+        return (
+            f"runner {target.address} returned run metadata that is not "
+            f"JSON-representable: {read.describe_problems()}; the job was asked "
+            "to stop"
+        )
+    size = message.ByteSize()
+    if size > MAX_RUN_METADATA_BYTES:
+        return (
+            f"runner {target.address} returned run metadata of {size} bytes, "
+            f"over the limit of {MAX_RUN_METADATA_BYTES} bytes; the job was "
+            "asked to stop"
+        )
+    return None
+
+
+def _stop_metadata(
+    label: str, target: RunnerTarget, response: pb.RunnerServiceStopTrialResponse
+) -> dict[str, Any]:
+    """StopTrial's metadata without the fields JSON cannot hold (logged).
+
+    The stop has happened on the runner whatever its metadata says, so bad
+    fields are dropped, as fields over the size limit are, not refused.
+    """
+    read = read_metadata(response.run_metadata)
+    if read.problems:
+        logger.warning(
+            "%s: runner %s returned stop metadata that is not JSON-representable "
+            "(%s); those fields were dropped",
+            label,
+            target.address,
+            read.describe_problems(),
+        )
+    return read.fields
+
+
 def _has_final_objectives(config: ExperimentConfig, trial: TrialRecord) -> bool:
     final = {(o.arm_name, o.metric_name) for o in trial.observations if o.step is None}
     return all(
@@ -830,7 +837,7 @@ def _as_domain_error(label: str, error: RunnerCallError) -> PolytrialError:
     message = f"{label}: {error}"
     if error.code is grpc.StatusCode.DEADLINE_EXCEEDED:
         return DeadlineExceeded(message, reason="RUNNER_DEADLINE_EXCEEDED")
-    if error.code is grpc.StatusCode.RESOURCE_EXHAUSTED and error.attempts == 0:
+    if error.busy:
         # Refused by our own in-flight cap: the runner was never called.
         return Unavailable(
             message, reason="RUNNER_BUSY", metadata={"runner": error.address}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
@@ -142,9 +144,78 @@ def runner_trial(config: ExperimentConfig, trial: TrialRecord) -> pb.RunnerTrial
 
 
 def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
-    """A JSON-able dict of a `Struct` (numbers come back as floats)."""
+    """A JSON-able dict of a `Struct` (numbers come back as floats).
+
+    Raises:
+        ValueError: a number is NaN or infinite; read a runner's `Struct`
+            with `read_metadata`, which never raises.
+    """
     result: dict[str, Any] = json_format.MessageToDict(message)
     return result
+
+
+@dataclass(frozen=True)
+class RunnerMetadata:
+    """Run metadata a runner returned (from Run or StopTrial), read as JSON.
+
+    Attributes:
+        fields: The top-level fields JSON can represent, as a dict.
+        problems: Each value JSON cannot represent (NaN or an infinity) and
+            where it is, for example "NaN at 'v'"; its top-level field is
+            left out of `fields`.
+    """
+
+    fields: dict[str, Any]
+    problems: tuple[str, ...] = ()
+
+    def describe_problems(self, most: int = 3) -> str:
+        """The first `most` problems, and how many more there are."""
+        shown = ", ".join(self.problems[:most])
+        more = len(self.problems) - most
+        return f"{shown} and {more} more" if more > 0 else shown
+
+
+def read_metadata(message: struct_pb2.Struct) -> RunnerMetadata:
+    """Reads a runner's metadata, setting aside fields JSON cannot hold.
+
+    A `Struct` carries any double, but run metadata is stored as JSON and sent
+    back to runners, and JSON has no NaN or infinity: converting one raises,
+    so every `Struct` a runner returns goes through here.
+    """
+    representable = struct_pb2.Struct()
+    problems: list[str] = []
+    for name in sorted(message.fields):
+        found = _non_finite(message.fields[name], name)
+        if found:
+            problems.extend(found)
+        else:
+            representable.fields[name].CopyFrom(message.fields[name])
+    return RunnerMetadata(struct_to_dict(representable), tuple(problems))
+
+
+def _non_finite(value: struct_pb2.Value, path: str) -> list[str]:
+    """Where `value` holds NaN or an infinity; `path` names it ("a.b[2]")."""
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        number = value.number_value
+        if math.isfinite(number):
+            return []
+        what = "NaN" if math.isnan(number) else f"{'-' if number < 0 else ''}Infinity"
+        return [f"{what} at '{path}'"]
+    if kind == "struct_value":
+        fields = value.struct_value.fields
+        return [
+            problem
+            for name in sorted(fields)
+            for problem in _non_finite(fields[name], f"{path}.{name}")
+        ]
+    if kind == "list_value":
+        return [
+            problem
+            for position, item in enumerate(value.list_value.values)
+            for problem in _non_finite(item, f"{path}[{position}]")
+        ]
+    return []
 
 
 def observation_records(
@@ -169,13 +240,9 @@ def new_observations(
     """Returns the fetched observations the trial does not hold yet.
 
     An observation is the same when arm, metric and step match: a runner
-    answers every fetch with everything it has, so repeats are the rule.
+    answers every fetch with everything it has, so repeats of stored data
+    are the rule. Repeats within `fetched` are all kept, for the caller to
+    refuse.
     """
     held = {(o.arm_name, o.metric_name, o.step) for o in trial.observations}
-    fresh: list[ObservationRecord] = []
-    for obs in fetched:
-        key = (obs.arm_name, obs.metric_name, obs.step)
-        if key not in held:
-            held.add(key)
-            fresh.append(obs)
-    return fresh
+    return [o for o in fetched if (o.arm_name, o.metric_name, o.step) not in held]

@@ -92,9 +92,9 @@ def check_observations(
         if obs.step is not None and obs.step < 0:
             collector.add(f"{path}.step", f"{what}: step must be non-negative")
         key = (obs.arm_name, obs.metric_name, obs.step)
-        step = "the final value" if obs.step is None else f"step {obs.step}"
+        step = _step_text(obs.step)
         if key in seen:
-            collector.add(path, f"{what}: given twice for {step}")
+            collector.add(path, given_twice_message(obs))
         elif key in stored:
             collector.add(
                 path,
@@ -107,6 +107,19 @@ def check_observations(
     if complete:
         _check_objectives_present(config, trial, observations, field, collector)
         collector.raise_if_any()
+
+
+def given_twice_message(obs: ObservationRecord) -> str:
+    """The rule's words for an (arm, metric, step) given twice in one batch.
+
+    Fetched data breaks the same rule as a request does, and says so alike.
+    """
+    what = f"arm {obs.arm_name!r}, metric {obs.metric_name!r}"
+    return f"{what}: given twice for {_step_text(obs.step)}"
+
+
+def _step_text(step: int | None) -> str:
+    return "the final value" if step is None else f"step {step}"
 
 
 def _check_objectives_present(
