@@ -18,7 +18,9 @@
 // retried on Unavailable and DeadlineExceeded with the same request id, by
 // default for up to 60 s (DefaultRetryPolicy), so a call bridges a server
 // restart; other mutations are made once, since repeating a state change
-// that did happen would answer FailedPrecondition.
+// that did happen would answer FailedPrecondition. Each attempt has a 30 s
+// deadline (WithTimeout), except SuggestTrials' 300 s (WithSuggestTimeout),
+// whose budget grows to match.
 package polytrial
 
 import (
@@ -42,8 +44,15 @@ import (
 )
 
 // DefaultTimeout is the deadline of one call attempt unless WithTimeout says
-// otherwise.
+// otherwise. SuggestTrials has its own, DefaultSuggestTimeout.
 const DefaultTimeout = 30 * time.Second
+
+// DefaultSuggestTimeout is the deadline of one SuggestTrials attempt unless
+// WithSuggestTimeout says otherwise, as in the Python client: a
+// Bayesian-optimization batch of many trials can take minutes on a busy
+// server. A retry after a missed deadline carries the same request id, so the
+// server still makes the trials once.
+const DefaultSuggestTimeout = 300 * time.Second
 
 // DefaultDialTimeout bounds Dial's wait for the server when ctx has no
 // deadline.
@@ -57,8 +66,10 @@ type Client struct {
 	trials      pb.TrialServiceClient
 	results     pb.ResultServiceClient
 	timeout     time.Duration
-	retry       RetryPolicy
-	logger      *slog.Logger
+	// suggestTimeout is SuggestTrials' per-attempt deadline, in place of timeout.
+	suggestTimeout time.Duration
+	retry          RetryPolicy
+	logger         *slog.Logger
 
 	// Objectives never change after creation, so the names needed to expand
 	// a bare number into an observation are fetched once per experiment.
@@ -67,19 +78,29 @@ type Client struct {
 }
 
 type options struct {
-	timeout     time.Duration
-	retry       RetryPolicy
-	credentials credentials.TransportCredentials
-	dialOptions []grpc.DialOption
-	logger      *slog.Logger
+	timeout        time.Duration
+	suggestTimeout time.Duration
+	retry          RetryPolicy
+	credentials    credentials.TransportCredentials
+	dialOptions    []grpc.DialOption
+	logger         *slog.Logger
 }
 
 // Option configures Dial.
 type Option func(*options)
 
-// WithTimeout sets the deadline of each call attempt (DefaultTimeout).
+// WithTimeout sets the deadline of each call attempt (DefaultTimeout), except
+// SuggestTrials' (see WithSuggestTimeout).
 func WithTimeout(timeout time.Duration) Option {
 	return func(o *options) { o.timeout = timeout }
+}
+
+// WithSuggestTimeout sets the deadline of each SuggestTrials attempt
+// (DefaultSuggestTimeout), which Suggest and Optimize use too. When it is
+// longer than the retry policy's TotalTimeout, the call's budget grows to it,
+// so the budget never cuts the first attempt short.
+func WithSuggestTimeout(timeout time.Duration) Option {
+	return func(o *options) { o.suggestTimeout = timeout }
 }
 
 // WithRetryPolicy sets how calls that are safe to repeat are retried
@@ -113,7 +134,10 @@ func WithLogger(logger *slog.Logger) Option {
 // Unavailable when no server answered before ctx ended, or within
 // DefaultDialTimeout when ctx has no deadline.
 func Dial(ctx context.Context, address string, opts ...Option) (*Client, error) {
-	o := options{timeout: DefaultTimeout, retry: DefaultRetryPolicy, logger: slog.Default()}
+	o := options{
+		timeout: DefaultTimeout, suggestTimeout: DefaultSuggestTimeout,
+		retry: DefaultRetryPolicy, logger: slog.Default(),
+	}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -122,6 +146,10 @@ func Dial(ctx context.Context, address string, opts ...Option) (*Client, error) 
 	}
 	if o.timeout <= 0 {
 		return nil, invalidArgument("timeout", "the call timeout (WithTimeout) must be positive, not %s", o.timeout)
+	}
+	if o.suggestTimeout <= 0 {
+		return nil, invalidArgument("suggest_timeout",
+			"the SuggestTrials timeout (WithSuggestTimeout) must be positive, not %s", o.suggestTimeout)
 	}
 	if err := o.retry.validate(); err != nil {
 		return nil, err
@@ -154,15 +182,16 @@ func Dial(ctx context.Context, address string, opts ...Option) (*Client, error) 
 	}
 
 	return &Client{
-		address:     address,
-		conn:        conn,
-		experiments: pb.NewExperimentServiceClient(conn),
-		trials:      pb.NewTrialServiceClient(conn),
-		results:     pb.NewResultServiceClient(conn),
-		timeout:     o.timeout,
-		retry:       o.retry,
-		logger:      o.logger,
-		objectives:  map[string][]string{},
+		address:        address,
+		conn:           conn,
+		experiments:    pb.NewExperimentServiceClient(conn),
+		trials:         pb.NewTrialServiceClient(conn),
+		results:        pb.NewResultServiceClient(conn),
+		timeout:        o.timeout,
+		suggestTimeout: o.suggestTimeout,
+		retry:          o.retry,
+		logger:         o.logger,
+		objectives:     map[string][]string{},
 	}, nil
 }
 
@@ -355,7 +384,9 @@ type SuggestOptions struct {
 }
 
 // SuggestTrials generates count new trials (or one batch trial of count
-// arms), RUNNING and ready for the caller to evaluate.
+// arms), RUNNING and ready for the caller to evaluate. Each attempt has the
+// suggest deadline (WithSuggestTimeout, 300 s by default), not the client's
+// call timeout, since a Bayesian-optimization batch can take minutes.
 //
 // Errors: NotFound; FailedPrecondition with reason SEARCH_SPACE_EXHAUSTED
 // (IsSearchSpaceExhausted) when a finite space has no new arm left.
@@ -372,7 +403,8 @@ func (c *Client) SuggestTrials(ctx context.Context, experiment string, count int
 		Parent: experimentName(experiment), Count: count, Batch: opts.Batch,
 		PinnedParameters: pinned, RequestId: requestID, TtlS: opts.TTL.Seconds(),
 	}
-	response, err := invoke(ctx, c, "SuggestTrials", true, requestID, c.trials.SuggestTrials, request)
+	response, err := invokeWithin(ctx, c, "SuggestTrials", true, requestID, c.suggestTimeout,
+		c.trials.SuggestTrials, request)
 	if err != nil {
 		return nil, err
 	}
@@ -583,16 +615,23 @@ func trialCall[Req any](ctx context.Context, c *Client, method string, retry boo
 	return trialFromProto(message), nil
 }
 
-// invoke makes one logical call: attempts, retries with the same request,
-// and the mapping of the final error to *Error.
+// invoke makes one logical call: attempts with the client's call timeout,
+// retries with the same request, and the mapping of the final error to *Error.
 func invoke[Req, Res any](ctx context.Context, c *Client, method string, retry bool, requestID string,
 	rpc func(context.Context, Req, ...grpc.CallOption) (Res, error), request Req) (Res, error) {
+	return invokeWithin(ctx, c, method, retry, requestID, c.timeout, rpc, request)
+}
+
+// invokeWithin is invoke with attemptTimeout as each attempt's deadline.
+func invokeWithin[Req, Res any](ctx context.Context, c *Client, method string, retry bool, requestID string,
+	attemptTimeout time.Duration, rpc func(context.Context, Req, ...grpc.CallOption) (Res, error),
+	request Req) (Res, error) {
 	policy := NoRetry
 	if retry {
 		policy = c.retry
 	}
 	var response Res
-	err := callWithRetry(ctx, policy, c.timeout, c.logger, method, requestID, func(attemptCtx context.Context) error {
+	err := callWithRetry(ctx, policy, attemptTimeout, c.logger, method, requestID, func(attemptCtx context.Context) error {
 		var err error
 		response, err = rpc(attemptCtx, request)
 		return err

@@ -460,6 +460,111 @@ func TestLostAnswerIsRetriedWithTheSameRequestIDAndActsOnce(t *testing.T) {
 	}
 }
 
+// deadlineRecorder is a unary interceptor that records, by method
+// ("SuggestTrials"), how long each attempt had left before its deadline when
+// it went out; an attempt without a deadline is recorded as 0.
+type deadlineRecorder struct {
+	mu   sync.Mutex
+	left map[string][]time.Duration
+}
+
+func (r *deadlineRecorder) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+	invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	var left time.Duration
+	if deadline, ok := ctx.Deadline(); ok {
+		left = time.Until(deadline)
+	}
+	name := method[strings.LastIndex(method, "/")+1:]
+	r.mu.Lock()
+	r.left[name] = append(r.left[name], left)
+	r.mu.Unlock()
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+// wantDeadlines fails the test unless every attempt of the methods the
+// recorder saw had want left, give or take the few seconds a busy machine
+// takes between computing the deadline and sending the call.
+func (r *deadlineRecorder) wantDeadlines(t *testing.T, want func(method string) time.Duration) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for method, lefts := range r.left {
+		for _, left := range lefts {
+			if left > want(method) || left < want(method)-5*time.Second {
+				t.Errorf("a %s attempt had %s before its deadline, want %s", method, left, want(method))
+			}
+		}
+	}
+}
+
+func TestSuggestAttemptsHaveTheSuggestTimeoutAndEveryOtherCallTheCallTimeout(t *testing.T) {
+	// The caller's context outlasts both timeouts, so it cuts no deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	recorder := &deadlineRecorder{left: map[string][]time.Duration{}}
+	// 90 s is past the default policy's 60 s budget: the budget must not cut
+	// the suggest attempt to 60 s.
+	client := dial(t, polytrial.WithTimeout(20*time.Second), polytrial.WithSuggestTimeout(90*time.Second),
+		polytrial.WithDialOptions(grpc.WithUnaryInterceptor(recorder.intercept)))
+	id := createSobol(t, ctx, client, "suggest-deadline")
+	evaluate := func(_ context.Context, p polytrial.Parameters) (polytrial.Result, error) {
+		x, _ := p.Float("x")
+		return polytrial.Number(x * x), nil
+	}
+
+	// Optimize reaches SuggestTrials through Suggest; a batch goes direct.
+	if _, err := polytrial.Optimize(ctx, client, id, evaluate, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.SuggestTrials(ctx, id, 2, polytrial.SuggestOptions{Batch: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	recorder.wantDeadlines(t, func(method string) time.Duration {
+		if method == "SuggestTrials" {
+			return 90 * time.Second
+		}
+		return 20 * time.Second
+	})
+	for _, method := range []string{"SuggestTrials", "CreateExperiment", "GetExperiment", "CompleteTrial", "GetBestArm"} {
+		if len(recorder.left[method]) == 0 {
+			t.Errorf("no %s call was seen; seen %v", method, recorder.left)
+		}
+	}
+	if got := len(recorder.left["SuggestTrials"]); got != 3 {
+		t.Errorf("%d SuggestTrials attempts, want 3 (two by Optimize, one batch)", got)
+	}
+}
+
+func TestSuggestAttemptsDefaultToFiveMinutesAndOtherCallsToThirtySeconds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	recorder := &deadlineRecorder{left: map[string][]time.Duration{}}
+	client := dial(t, polytrial.WithDialOptions(grpc.WithUnaryInterceptor(recorder.intercept)))
+	id := createSobol(t, ctx, client, "suggest-default-deadline")
+
+	if _, err := client.Suggest(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.GetExperiment(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+
+	if polytrial.DefaultSuggestTimeout != 300*time.Second || polytrial.DefaultTimeout != 30*time.Second {
+		t.Fatalf("DefaultSuggestTimeout %s and DefaultTimeout %s, want 5m0s and 30s as in the Python client",
+			polytrial.DefaultSuggestTimeout, polytrial.DefaultTimeout)
+	}
+	recorder.wantDeadlines(t, func(method string) time.Duration {
+		if method == "SuggestTrials" {
+			return polytrial.DefaultSuggestTimeout
+		}
+		return polytrial.DefaultTimeout
+	})
+	if len(recorder.left["SuggestTrials"]) != 1 || len(recorder.left["GetExperiment"]) != 1 {
+		t.Errorf("attempts seen %v, want one SuggestTrials and one GetExperiment", recorder.left)
+	}
+}
+
 func TestOptimizeMarksAFailingEvaluationFailedAndGoesOn(t *testing.T) {
 	ctx := testContext(t)
 	client := dial(t)

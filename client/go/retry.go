@@ -39,7 +39,10 @@ type RetryPolicy struct {
 	// Multiplier is the growth of the cap per attempt.
 	Multiplier float64
 	// TotalTimeout bounds all attempts and waits together; no attempt starts,
-	// and no attempt's deadline reaches, beyond it.
+	// and no attempt's deadline reaches, beyond it. A call whose attempt
+	// deadline is longer (SuggestTrials, 300 s by default) gets that deadline
+	// as its budget instead, as in the Python client, so its first attempt
+	// is never cut short.
 	TotalTimeout time.Duration
 }
 
@@ -95,11 +98,13 @@ func retryable(err error) bool {
 
 // callWithRetry runs attempt until it succeeds, fails for good, or time is
 // up. Each attempt gets a context whose deadline is the per-attempt timeout,
-// cut to what is left of the policy's budget and of ctx. The error returned
-// is the last attempt's, not yet mapped to *Error.
+// cut to what is left of the budget and of ctx. The budget is the policy's
+// TotalTimeout, or attemptTimeout when that is longer: a 300 s SuggestTrials
+// attempt under the default 60 s budget would otherwise end at 60 s. The
+// error returned is the last attempt's, not yet mapped to *Error.
 func callWithRetry(ctx context.Context, policy RetryPolicy, attemptTimeout time.Duration,
 	logger *slog.Logger, method, requestID string, attempt func(context.Context) error) error {
-	giveUpAt := time.Now().Add(policy.TotalTimeout)
+	giveUpAt := time.Now().Add(max(policy.TotalTimeout, attemptTimeout))
 	for retry := 0; ; retry++ {
 		attemptDeadline := time.Now().Add(attemptTimeout)
 		if giveUpAt.Before(attemptDeadline) {

@@ -85,3 +85,41 @@ func TestBackoffOfAnUnlimitedRetryNumberStaysFiniteAndCapped(t *testing.T) {
 		}
 	}
 }
+
+func TestAnAttemptLongerThanTheBudgetKeepsItsWholeDeadline(t *testing.T) {
+	// SuggestTrials' 300 s attempt under the default 60 s budget, scaled down.
+	policy := RetryPolicy{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond, Multiplier: 2,
+		TotalTimeout: time.Second}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var left time.Duration
+
+	err := callWithRetry(context.Background(), policy, time.Minute, quiet, "SuggestTrials", "id", func(ctx context.Context) error {
+		deadline, _ := ctx.Deadline()
+		left = time.Until(deadline)
+		return nil
+	})
+
+	if err != nil || left < 55*time.Second || left > time.Minute {
+		t.Errorf("the attempt had %s before its deadline (%v), want the whole minute, not the 1 s budget", left, err)
+	}
+}
+
+func TestARetryWithinTheBudgetIsStillCutToWhatIsLeftOfIt(t *testing.T) {
+	policy := RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond,
+		Multiplier: 2, TotalTimeout: time.Second}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var lefts []time.Duration
+
+	_ = callWithRetry(context.Background(), policy, 800*time.Millisecond, quiet, "GetTrial", "", func(ctx context.Context) error {
+		deadline, _ := ctx.Deadline()
+		lefts = append(lefts, time.Until(deadline))
+		time.Sleep(400 * time.Millisecond)
+		return status.Error(codes.Unavailable, "restarting")
+	})
+
+	// The second attempt starts 400 ms into the 1 s budget: 600 ms are left,
+	// less than its own 800 ms.
+	if len(lefts) != 2 || lefts[1] > 700*time.Millisecond || lefts[1] >= lefts[0] {
+		t.Errorf("attempts had %v before their deadlines, want the second cut below 700ms by the budget", lefts)
+	}
+}

@@ -3,6 +3,7 @@ package polytrial_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,6 +134,19 @@ func TestEmptyOrPortlessAddressIsInvalidArgumentWithoutDialling(t *testing.T) {
 	}
 	_, err := polytrial.Dial(context.Background(), address, polytrial.WithRetryPolicy(polytrial.RetryPolicy{MaxAttempts: -1}))
 	wantInvalidArgument(t, err, "RetryPolicy.MaxAttempts")
+}
+
+func TestNonPositiveTimeoutsAreInvalidArgumentNamingTheOptionWithoutDialling(t *testing.T) {
+	// A context without deadline, as above: a refused option never dials.
+	for _, bad := range []time.Duration{0, -time.Second} {
+		_, err := polytrial.Dial(context.Background(), address, polytrial.WithSuggestTimeout(bad))
+		wantInvalidArgument(t, err, "suggest_timeout")
+		if !strings.Contains(err.Error(), "WithSuggestTimeout") {
+			t.Errorf("%v does not name WithSuggestTimeout", err)
+		}
+		_, err = polytrial.Dial(context.Background(), address, polytrial.WithTimeout(bad))
+		wantInvalidArgument(t, err, "timeout")
+	}
 }
 
 func TestAddressWithASchemeOrAPortStillConnects(t *testing.T) {

@@ -8,7 +8,9 @@
  * Reads, and the three mutations that carry a request id (suggest, attach,
  * complete), are retried on UNAVAILABLE and DEADLINE_EXCEEDED with the same
  * request id; other mutations are made once, since repeating a state change
- * that did happen would answer FAILED_PRECONDITION.
+ * that did happen would answer FAILED_PRECONDITION. Each attempt has a 30 s
+ * deadline (`timeoutMs`), except SuggestTrials' 300 s (`suggestTimeoutMs`),
+ * whose retry budget grows to match.
  */
 
 import * as grpc from "@grpc/grpc-js";
@@ -57,13 +59,28 @@ import {
   toTrialObservations,
 } from "./values";
 
-/** Deadline of one call attempt unless the client is given another. */
+/** Deadline of one call attempt unless the client is given another; SuggestTrials has its own. */
 export const DEFAULT_TIMEOUT_MS = 30_000;
+
+/**
+ * Deadline of one SuggestTrials attempt unless the client is given another, as
+ * in the Python client: a Bayesian-optimization batch of many trials can take
+ * minutes on a busy server. A retry after a missed deadline carries the same
+ * request id, so the server still makes the trials once.
+ */
+export const DEFAULT_SUGGEST_TIMEOUT_MS = 300_000;
 
 /** How a `Client` connects and retries. */
 export interface ClientOptions {
-  /** Deadline of each call attempt, in milliseconds. */
+  /** Deadline of each call attempt but SuggestTrials', in milliseconds. */
   readonly timeoutMs?: number;
+  /**
+   * Deadline of each SuggestTrials attempt (`suggestTrials`, `suggest`,
+   * `optimize`), in milliseconds. When it is longer than the retry policy's
+   * `totalTimeoutMs`, that call's budget grows to it, so the budget never cuts
+   * the first attempt short.
+   */
+  readonly suggestTimeoutMs?: number;
   /** How calls that are safe to repeat are retried; `NO_RETRY` turns retries off. */
   readonly retry?: RetryPolicy;
   /** TLS credentials; plaintext when unset. */
@@ -107,6 +124,7 @@ type Unary<Req, Res> = (
 export class Client {
   readonly address: string;
   private readonly timeoutMs: number;
+  private readonly suggestTimeoutMs: number;
   private readonly retry: RetryPolicy;
   private readonly onRetry: ClientOptions["onRetry"];
   private readonly experiments: ExperimentServiceClient;
@@ -120,8 +138,19 @@ export class Client {
   constructor(address: string, options: ClientOptions = {}) {
     if (options.timeoutMs !== undefined && !(checkNumber("options.timeoutMs", options.timeoutMs) > 0))
       throw invalidArgument("options.timeoutMs", "must be positive");
+    // Finite too: the call's retry budget grows to this deadline, and grpc-js
+    // cannot send an infinite one.
+    if (options.suggestTimeoutMs !== undefined) {
+      const suggestTimeoutMs = checkNumber("options.suggestTimeoutMs", options.suggestTimeoutMs);
+      if (!(suggestTimeoutMs > 0 && Number.isFinite(suggestTimeoutMs)))
+        throw invalidArgument(
+          "options.suggestTimeoutMs",
+          `${suggestTimeoutMs} is not a positive, finite number`,
+        );
+    }
     this.address = address;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.suggestTimeoutMs = options.suggestTimeoutMs ?? DEFAULT_SUGGEST_TIMEOUT_MS;
     this.retry = options.retry ?? DEFAULT_RETRY_POLICY;
     this.onRetry = options.onRetry;
     const credentials = options.credentials ?? grpc.credentials.createInsecure();
@@ -299,6 +328,8 @@ export class Client {
 
   /**
    * Generates `count` RUNNING trials (or one batch trial of `count` arms).
+   * Each attempt has the client's `suggestTimeoutMs` (300 s by default), not
+   * `timeoutMs`, since a Bayesian-optimization batch can take minutes.
    *
    * @throws SearchSpaceExhaustedError a finite space has no new arm left.
    * @throws NotFoundError the experiment does not exist.
@@ -325,6 +356,7 @@ export class Client {
       request,
       true,
       requestId,
+      this.suggestTimeoutMs,
     );
     return response.trials.map(trialFromMessage);
   }
@@ -648,8 +680,8 @@ export class Client {
   }
 
   /**
-   * Makes one logical call: attempts, retries with the same request, and
-   * typed errors.
+   * Makes one logical call: attempts of `timeoutMs` each, retries with the
+   * same request, and typed errors.
    *
    * @throws PolytrialError a subclass for the codes the server answers on purpose.
    * @throws grpc.ServiceError every other code, unchanged.
@@ -661,6 +693,7 @@ export class Client {
     request: Req,
     retry = true,
     requestId = "",
+    timeoutMs = this.timeoutMs,
   ): Promise<Res> {
     const attempt = (deadline: Date): Promise<Res> =>
       new Promise<Res>((resolve, reject) => {
@@ -669,7 +702,7 @@ export class Client {
         );
       });
     try {
-      return await callWithRetry(attempt, retry ? this.retry : NO_RETRY, this.timeoutMs, (error, n, waitMs) =>
+      return await callWithRetry(attempt, retry ? this.retry : NO_RETRY, timeoutMs, (error, n, waitMs) =>
         this.onRetry?.(method, requestId, error, n, waitMs),
       );
     } catch (error) {

@@ -11,7 +11,14 @@
  *     client.close();
  */
 
-export { Client, type ClientOptions, DEFAULT_TIMEOUT_MS, type SuggestOptions, type TrialRef } from "./client";
+export {
+  Client,
+  type ClientOptions,
+  DEFAULT_SUGGEST_TIMEOUT_MS,
+  DEFAULT_TIMEOUT_MS,
+  type SuggestOptions,
+  type TrialRef,
+} from "./client";
 export {
   AbortedError,
   AlreadyExistsError,

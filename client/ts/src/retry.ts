@@ -39,7 +39,12 @@ export interface RetryPolicy {
   readonly maxBackoffMs: number;
   /** Growth of the cap per attempt. */
   readonly multiplier: number;
-  /** Budget of all attempts and waits together; no attempt starts, and no attempt's deadline reaches, beyond it. */
+  /**
+   * Budget of all attempts and waits together; no attempt starts, and no
+   * attempt's deadline reaches, beyond it. A call whose attempt deadline is
+   * longer (SuggestTrials, 300 s by default) gets that deadline as its budget
+   * instead, as in the Python client, so its first attempt is never cut short.
+   */
   readonly totalTimeoutMs: number;
 }
 
@@ -73,8 +78,10 @@ function retryable(error: unknown): boolean {
 
 /**
  * Runs `attempt(deadline)` until it succeeds, fails for good, or time is up;
- * each attempt's deadline is `timeoutMs` from its start, cut to the policy's
- * budget. Rethrows the last attempt's error as it came.
+ * each attempt's deadline is `timeoutMs` from its start, cut to the budget.
+ * The budget is the policy's `totalTimeoutMs`, or `timeoutMs` when that is
+ * longer: a 300 s SuggestTrials attempt under the default 60 s budget would
+ * otherwise end at 60 s. Rethrows the last attempt's error as it came.
  */
 export async function callWithRetry<T>(
   attempt: (deadline: Date) => Promise<T>,
@@ -82,7 +89,9 @@ export async function callWithRetry<T>(
   timeoutMs: number,
   onRetry?: (error: unknown, retry: number, waitMs: number) => void,
 ): Promise<T> {
-  const giveUpAt = Date.now() + policy.totalTimeoutMs;
+  // An infinite timeoutMs (the client accepts one) does not grow the budget:
+  // grpc-js cannot send an infinite deadline, so such attempts end with it.
+  const giveUpAt = Date.now() + Math.max(policy.totalTimeoutMs, Number.isFinite(timeoutMs) ? timeoutMs : 0);
   for (let retry = 0; ; retry++) {
     try {
       return await attempt(new Date(Math.min(Date.now() + timeoutMs, giveUpAt)));

@@ -78,6 +78,18 @@ async function runningTrial(prefix: string): Promise<[string, Awaited<ReturnType
 }
 
 describe("arguments the client cannot send", { timeout: 30_000 }, () => {
+  it("a suggestTimeoutMs or timeoutMs that is not positive is InvalidArgumentError naming it, and no channel opens", () => {
+    for (const bad of [0, -1, NaN, "300" as unknown as number]) {
+      throwsNaming(() => new Client(server.address, { suggestTimeoutMs: bad }), "options.suggestTimeoutMs");
+      throwsNaming(() => new Client(server.address, { timeoutMs: bad }), "options.timeoutMs");
+    }
+    // The suggest call's retry budget grows to its deadline, so it must be finite.
+    throwsNaming(
+      () => new Client(server.address, { suggestTimeoutMs: Infinity }),
+      "options.suggestTimeoutMs",
+    );
+  });
+
   it("a fractional, too large or NaN maxTrials is InvalidArgumentError naming options.maxTrials, and nothing starts", async () => {
     const id = newExperimentId("max-trials");
     await client.createExperiment(id, SPEC);

@@ -13,6 +13,8 @@ import {
   Client,
   type ClientOptions,
   DEFAULT_RETRY_POLICY,
+  DEFAULT_SUGGEST_TIMEOUT_MS,
+  DEFAULT_TIMEOUT_MS,
   FailedPreconditionError,
   InvalidArgumentError,
   NO_RETRY,
@@ -25,6 +27,7 @@ import {
   TrialStatus,
   UnavailableError,
 } from "../src/index";
+import { callWithRetry } from "../src/retry";
 import { startServer, type TestServer } from "./server";
 
 let server: TestServer;
@@ -68,6 +71,33 @@ function watch(onCall: (path: string) => void): grpc.Interceptor {
     onCall(options.method_definition.path);
     return new grpc.InterceptingCall(nextCall(options));
   };
+}
+
+/**
+ * An interceptor that records, by method name ("SuggestTrials"), the
+ * milliseconds each call had left before its deadline when it went out
+ * (Infinity without one).
+ */
+function recordDeadlines(left: Map<string, number[]>): grpc.Interceptor {
+  return (options, nextCall) => {
+    const method = options.method_definition.path.split("/").pop() ?? "";
+    const deadline = options.deadline instanceof Date ? options.deadline.getTime() : options.deadline;
+    left.set(method, [...(left.get(method) ?? []), (deadline ?? Infinity) - Date.now()]);
+    return new grpc.InterceptingCall(nextCall(options));
+  };
+}
+
+/**
+ * Asserts that every recorded call had `want(method)` left, give or take the
+ * few seconds a busy machine takes between computing the deadline and sending.
+ */
+function assertDeadlines(left: Map<string, number[]>, want: (method: string) => number): void {
+  for (const [method, lefts] of left)
+    for (const ms of lefts)
+      assert.ok(
+        ms <= want(method) && ms >= want(method) - 5_000,
+        `a ${method} call had ${ms} ms before its deadline, want ${want(method)}`,
+      );
 }
 
 describe("Client against a real server", { timeout: 30_000 }, () => {
@@ -247,6 +277,50 @@ describe("Client against a real server", { timeout: 30_000 }, () => {
     assert.deepEqual(stored, [trial.index]);
   });
 
+  it("gives each SuggestTrials attempt suggestTimeoutMs, past the retry budget, and every other call timeoutMs", async () => {
+    const left = new Map<string, number[]>();
+    // 90 s is past the default policy's 60 s budget: the budget must not cut
+    // the suggest attempt to 60 s.
+    const client = connect({
+      timeoutMs: 20_000,
+      suggestTimeoutMs: 90_000,
+      grpcOptions: { interceptors: [recordDeadlines(left)] },
+    });
+    const id = await createSobol(client, "suggest-deadline");
+
+    // optimize reaches SuggestTrials through suggest; a batch goes direct.
+    await optimize(client, id, (p) => (p.x as number) ** 2, 2);
+    await client.suggestTrials(id, 2, { batch: true });
+
+    assertDeadlines(left, (method) => (method === "SuggestTrials" ? 90_000 : 20_000));
+    for (const method of [
+      "SuggestTrials",
+      "CreateExperiment",
+      "GetExperiment",
+      "CompleteTrial",
+      "GetBestArm",
+    ])
+      assert.ok(left.has(method), `no ${method} call was seen; seen ${[...left.keys()].join(", ")}`);
+    assert.equal(left.get("SuggestTrials")?.length, 3, "two suggestions by optimize and one batch");
+  });
+
+  it("gives SuggestTrials attempts 300 s and other calls 30 s by default", async () => {
+    const left = new Map<string, number[]>();
+    const client = connect({ grpcOptions: { interceptors: [recordDeadlines(left)] } });
+    const id = await createSobol(client, "suggest-default-deadline");
+    left.clear();
+
+    await client.suggest(id);
+    await client.getExperiment(id);
+
+    assert.equal(DEFAULT_SUGGEST_TIMEOUT_MS, 300_000);
+    assert.equal(DEFAULT_TIMEOUT_MS, 30_000);
+    assertDeadlines(left, (method) =>
+      method === "SuggestTrials" ? DEFAULT_SUGGEST_TIMEOUT_MS : DEFAULT_TIMEOUT_MS,
+    );
+    assert.deepEqual([...left.keys()].sort(), ["GetExperiment", "SuggestTrials"]);
+  });
+
   it("optimize marks a failing evaluation FAILED and goes on", async () => {
     const client = connect();
     const id = await createSobol(client, "optimize");
@@ -396,6 +470,37 @@ describe("Client without a server", { timeout: 10_000 }, () => {
     } finally {
       client.close();
     }
+  });
+
+  it("keeps an attempt longer than the retry budget whole, and cuts a retry within it to what is left", async () => {
+    // SuggestTrials' 300 s attempt under the default 60 s budget, scaled down.
+    const policy = { ...DEFAULT_RETRY_POLICY, initialBackoffMs: 1, maxBackoffMs: 1, totalTimeoutMs: 1_000 };
+    let left = 0;
+    await callWithRetry(async (deadline) => (left = deadline.getTime() - Date.now()), policy, 60_000);
+    assert.ok(left > 55_000 && left <= 60_000, `the attempt had ${left} ms, want the whole minute`);
+
+    // An attempt shorter than the budget still ends with it: the second one
+    // starts 400 ms into the 1 s budget, so 600 ms of its 800 ms are left.
+    const lefts: number[] = [];
+    const unavailable = Object.assign(new Error("restarting"), {
+      code: grpc.status.UNAVAILABLE,
+      details: "restarting",
+      metadata: new grpc.Metadata(),
+    });
+    await assert.rejects(
+      callWithRetry(
+        async (deadline) => {
+          lefts.push(deadline.getTime() - Date.now());
+          await new Promise((resolve) => setTimeout(resolve, 400));
+          throw unavailable;
+        },
+        { ...policy, maxAttempts: 2 },
+        800,
+      ),
+      /restarting/,
+    );
+    assert.equal(lefts.length, 2);
+    assert.ok(lefts[1] <= 700 && lefts[1] < lefts[0], `attempts had ${lefts.join(", ")} ms`);
   });
 
   it("draws backoff waits within the growing cap", () => {
