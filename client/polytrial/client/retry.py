@@ -48,7 +48,10 @@ class RetryPolicy:
         max_backoff_s: Cap of every wait.
         multiplier: Growth of the cap per attempt.
         total_timeout_s: Time budget of all attempts and waits together; no
-            attempt starts, and no attempt's deadline reaches, beyond it.
+            attempt starts, and no attempt's deadline reaches, beyond it. The
+            client widens it to one whole attempt when a call's own deadline is
+            longer (a SuggestTrials attempt has `suggest_timeout_s`, 300 s by
+            default), so the budget never cuts a first attempt short.
     """
 
     max_attempts: int | None = None
