@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -156,3 +157,86 @@ def test_deployment_keys_forget_the_oldest_beyond_capacity() -> None:
     assert calls == ["a", "b", "c", "a"]
     keys.run_once("c", lambda: start_for("c"))
     assert calls == ["a", "b", "c", "a"]
+
+
+class OddMetadataRunner(Runner):
+    """Returns `metadata` from run; records the stops it is asked for."""
+
+    def __init__(self, metadata: Any, *, stoppable: bool = True) -> None:
+        self.metadata = metadata
+        self.stoppable = stoppable
+        self.stops: list[tuple[dict[str, Any], str]] = []
+
+    def run(self, trial: Trial, deployment_key: str) -> Any:
+        return self.metadata
+
+    def stop(self, trial: Trial, reason: str) -> Mapping[str, Any] | None:
+        if not self.stoppable:
+            return super().stop(trial, reason)
+        self.stops.append((dict(trial.run_metadata), reason))
+        return None
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        (
+            {"name": "j", "when": datetime.datetime(2026, 1, 1)},
+            "run metadata field 'when' is a datetime, which JSON cannot hold",
+        ),
+        (
+            {"name": "j", "deep": {"list": [1, object()]}},
+            "run metadata field 'deep.list[1]' is an object, which JSON cannot hold",
+        ),
+        (
+            {"name": "j", "tags": {"a": {1, 2}}},
+            "run metadata field 'tags.a' is a set, which JSON cannot hold",
+        ),
+        (
+            {"name": "j", "by_id": {1: "a"}},
+            "run metadata field 'by_id' has the key 1 (an int); "
+            "JSON object keys are strings",
+        ),
+        (["j"], "run metadata is a list, not a dict with string keys"),
+    ],
+)
+def test_run_metadata_json_cannot_hold_is_refused_naming_the_field_and_stops_the_job(
+    serve: Any, metadata: Any, message: str
+) -> None:
+    runner = OddMetadataRunner(metadata)
+
+    with pytest.raises(grpc.RpcError) as caught:
+        serve(runner).Run(request(), timeout=5)
+
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert message in caught.value.details()
+    [(sent, reason)] = runner.stops
+    assert reason == message
+    # The stop carries the fields JSON can hold, so the job can be found.
+    assert sent == ({"name": "j"} if isinstance(metadata, dict) else {})
+
+
+def test_unjsonable_run_metadata_without_a_stop_hook_is_still_refused(
+    serve: Any,
+) -> None:
+    runner = OddMetadataRunner({"when": datetime.date(2026, 1, 1)}, stoppable=False)
+
+    with pytest.raises(grpc.RpcError) as caught:
+        serve(runner).Run(request(), timeout=5)
+
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "run metadata field 'when' is a date" in caught.value.details()
+
+
+def test_json_run_metadata_of_every_kind_is_answered_unchanged(serve: Any) -> None:
+    metadata = {"s": "x", "n": 1.5, "b": True, "z": None, "l": [1.0, "a", [], {}]}
+    runner = OddMetadataRunner({**metadata, "t": ("a",), "o": {"k": {"k2": 2.0}}})
+
+    response = serve(runner).Run(request(), timeout=5)
+
+    assert json_format.MessageToDict(response.run_metadata) == {
+        **metadata,
+        "t": ["a"],
+        "o": {"k": {"k2": 2.0}},
+    }
+    assert runner.stops == []

@@ -10,6 +10,7 @@ Run never starts a second job.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import math
 import signal
@@ -22,7 +23,13 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 from google.protobuf import json_format, struct_pb2
 from polytrial.runner.base import Runner
-from polytrial.runner.errors import InvalidTrial, RunnerError
+from polytrial.runner.errors import (
+    InvalidTrial,
+    NotSupported,
+    RunnerError,
+    TrialRefused,
+)
+from polytrial.runner.metadata import metadata_problem, representable_fields
 from polytrial.runner.types import (
     Arm,
     JsonObject,
@@ -175,11 +182,46 @@ class RunnerServicer(pb_grpc.RunnerServiceServicer):
         def start() -> pb.RunResponse:
             trial = trial_from_proto(request.trial)
             metadata = self._runner.run(trial, request.deployment_key)
+            problem = metadata_problem(metadata)
+            if problem is not None:
+                self._stop_unanswerable(trial, metadata, problem)
+                raise TrialRefused(f"{problem}; the job was asked to stop")
             return pb.RunResponse(run_metadata=dict_to_struct(metadata))
 
         return _call(
             context, "Run", lambda: self._keys.run_once(request.deployment_key, start)
         )
+
+    def _stop_unanswerable(self, trial: Trial, metadata: Any, problem: str) -> None:
+        """Asks the job `run` started to stop: its metadata cannot be answered.
+
+        The server never learns of a job whose Run fails, so it would not stop
+        it; the stop gets the fields that JSON can hold.
+        """
+        logger.warning(
+            "experiment %s trial %d: %s; asking the job to stop",
+            trial.experiment_id,
+            trial.trial_index,
+            problem,
+        )
+        started = dataclasses.replace(
+            trial, run_metadata=representable_fields(metadata)
+        )
+        try:
+            self._runner.stop(started, problem)
+        except NotSupported:
+            logger.warning(
+                "experiment %s trial %d: the runner cannot stop trials; its job "
+                "keeps running",
+                trial.experiment_id,
+                trial.trial_index,
+            )
+        except Exception:
+            logger.exception(
+                "experiment %s trial %d: stopping the job failed",
+                trial.experiment_id,
+                trial.trial_index,
+            )
 
     def StagingRequired(  # noqa: D102
         self, request: pb.StagingRequiredRequest, context: grpc.ServicerContext
