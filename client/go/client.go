@@ -130,7 +130,8 @@ func WithLogger(logger *slog.Logger) Option {
 // "unix:/path", or any gRPC target with a scheme ("dns:///host:port").
 //
 // Errors: InvalidArgument, at once and without a connection attempt, for an
-// empty address, a host without a port, or an option out of range;
+// empty address, an empty host, a host without a port, a port outside
+// 1-65535, or an option out of range;
 // Unavailable when no server answered before ctx ended, or within
 // DefaultDialTimeout when ctx has no deadline.
 func Dial(ctx context.Context, address string, opts ...Option) (*Client, error) {
@@ -196,8 +197,9 @@ func Dial(ctx context.Context, address string, opts ...Option) (*Client, error) 
 }
 
 // checkAddress refuses the addresses that could never reach a server, which
-// gRPC would otherwise try to resolve until the dial timeout: an empty one,
-// and a host without a port (gRPC would quietly pick 443). Targets whose
+// gRPC would otherwise try to resolve until the dial timeout: an empty one, a
+// host without a port (gRPC would quietly pick 443), an empty host (":50051")
+// and a port outside 1-65535, as the Python client does. Targets whose
 // scheme names a resolver other than dns (unix:, passthrough:, ...) are left
 // to that resolver, as grpc.NewClient leaves them.
 func checkAddress(address string) error {
@@ -213,12 +215,17 @@ func checkAddress(address string) error {
 		// dns:host:port, dns:///host:port or dns://authority/host:port.
 		hostPort = rest[strings.LastIndex(rest, "/")+1:]
 	}
-	_, port, err := net.SplitHostPort(hostPort)
+	host, port, err := net.SplitHostPort(hostPort)
 	if err != nil || port == "" {
 		return invalidArgument("address", "%q has no port; %s", address, example)
 	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return invalidArgument("address", "%q: the port %q is not a number from 0 to 65535; %s", address, port, example)
+	// Port 0 reaches no server, and an empty host is refused as the Python
+	// client refuses it, rather than left to resolve to this machine.
+	if strings.TrimSpace(host) == "" {
+		return invalidArgument("address", "%q has no host; %s", address, example)
+	}
+	if number, err := strconv.ParseUint(port, 10, 16); err != nil || number == 0 {
+		return invalidArgument("address", "%q: the port %q is not a number from 1 to 65535; %s", address, port, example)
 	}
 	return nil
 }

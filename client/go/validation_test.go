@@ -132,6 +132,27 @@ func TestEmptyOrPortlessAddressIsInvalidArgumentWithoutDialling(t *testing.T) {
 		_, err := polytrial.Dial(context.Background(), bad)
 		wantInvalidArgument(t, err, "address")
 	}
+}
+
+func TestEmptyHostOrPortOutsideOneTo65535IsInvalidArgumentWithoutDialling(t *testing.T) {
+	// As the Python client: ":58051" has no host, and port 0 reaches no server.
+	for _, bad := range []string{":58051", "[]:58051", "dns:///:58051", " :58051"} {
+		_, err := polytrial.Dial(context.Background(), bad)
+		wantInvalidArgument(t, err, "address")
+		if !strings.Contains(err.Error(), "has no host") {
+			t.Errorf("Dial(%q): %v does not say the host is missing", bad, err)
+		}
+	}
+	for _, bad := range []string{"localhost:0", "127.0.0.1:65536", "127.0.0.1:99999", "[::1]:0"} {
+		_, err := polytrial.Dial(context.Background(), bad)
+		wantInvalidArgument(t, err, "address")
+		if !strings.Contains(err.Error(), "from 1 to 65535") {
+			t.Errorf("Dial(%q): %v does not say the port is from 1 to 65535", bad, err)
+		}
+	}
+}
+
+func TestRetryPolicyOutOfRangeIsInvalidArgumentWithoutDialling(t *testing.T) {
 	_, err := polytrial.Dial(context.Background(), address, polytrial.WithRetryPolicy(polytrial.RetryPolicy{MaxAttempts: -1}))
 	wantInvalidArgument(t, err, "RetryPolicy.MaxAttempts")
 }
