@@ -191,3 +191,86 @@ func TestOptionalMethodsAreUnimplementedAndStagingIsReported(t *testing.T) {
 		t.Fatalf("StagingRequired = %v, %v; want true", staging, err)
 	}
 }
+
+// oddMetadataRunner returns metadata from Run and records the stops it gets.
+type oddMetadataRunner struct {
+	metadata map[string]any
+	mu       sync.Mutex
+	stops    []stopCall
+}
+
+type stopCall struct {
+	metadata map[string]any
+	reason   string
+}
+
+func (r *oddMetadataRunner) StagingRequired() bool { return false }
+
+func (r *oddMetadataRunner) Run(context.Context, *Trial, string) (map[string]any, error) {
+	return r.metadata, nil
+}
+
+func (r *oddMetadataRunner) StopTrial(_ context.Context, trial *Trial, reason string) (map[string]any, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stops = append(r.stops, stopCall{metadata: trial.RunMetadata, reason: reason})
+	return nil, nil
+}
+
+// unstoppableRunner has no StopTrial.
+type unstoppableRunner struct{ metadata map[string]any }
+
+func (r unstoppableRunner) StagingRequired() bool { return false }
+
+func (r unstoppableRunner) Run(context.Context, *Trial, string) (map[string]any, error) {
+	return r.metadata, nil
+}
+
+func TestRunMetadataJSONCannotHoldIsRefusedNamingTheFieldAndStopsTheJob(t *testing.T) {
+	cases := []struct {
+		value any
+		want  string
+	}{
+		{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), "run metadata field 'bad' is a time.Time, which JSON cannot hold"},
+		{make(chan int), "run metadata field 'bad' is a chan int, which JSON cannot hold"},
+		{map[string]any{"l": []any{1.0, struct{}{}}}, "run metadata field 'bad.l[1]' is a struct {}, which JSON cannot hold"},
+		{[]string{"a"}, "run metadata field 'bad' is a []string; use []any or map[string]any"},
+	}
+	for _, tc := range cases {
+		runner := &oddMetadataRunner{metadata: map[string]any{"name": "j", "bad": tc.value}}
+		_, err := dial(t, runner).Run(callContext(t), runRequest("k"))
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), tc.want) {
+			t.Fatalf("Run answered %v, want FailedPrecondition with %q", err, tc.want)
+		}
+		if len(runner.stops) != 1 || runner.stops[0].reason != tc.want {
+			t.Fatalf("stops %v, want one with reason %q", runner.stops, tc.want)
+		}
+		if got := runner.stops[0].metadata; len(got) != 1 || got["name"] != "j" {
+			t.Fatalf("stop saw metadata %v, want only the representable name", got)
+		}
+	}
+}
+
+func TestUnanswerableRunMetadataWithoutStopTrialIsStillRefused(t *testing.T) {
+	_, err := dial(t, unstoppableRunner{metadata: map[string]any{"when": time.Now()}}).Run(callContext(t), runRequest("k"))
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "'when' is a time.Time") {
+		t.Fatalf("Run answered %v", err)
+	}
+}
+
+func TestJSONRunMetadataOfEveryKindIsAnsweredUnchanged(t *testing.T) {
+	runner := &oddMetadataRunner{metadata: map[string]any{
+		"s": "x", "i": 3, "f": 1.5, "b": true, "z": nil, "l": []any{"a", map[string]any{"k": int64(2)}},
+	}}
+	response, err := dial(t, runner).Run(callContext(t), runRequest("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := response.GetRunMetadata().AsMap()
+	if got["s"] != "x" || got["i"] != 3.0 || got["f"] != 1.5 || got["b"] != true || got["z"] != nil || len(got["l"].([]any)) != 2 {
+		t.Fatalf("answered %v", got)
+	}
+	if len(runner.stops) != 0 {
+		t.Fatalf("stopped %v", runner.stops)
+	}
+}

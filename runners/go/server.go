@@ -88,12 +88,34 @@ func (s *service) Run(ctx context.Context, request *pb.RunRequest) (*pb.RunRespo
 		if err != nil {
 			return nil, asStatus("Run", err)
 		}
+		if problem := metadataProblem(metadata); problem != "" {
+			s.stopUnanswerable(ctx, trial, metadata, problem)
+			return nil, status.Errorf(codes.FailedPrecondition, "%s; the job was asked to stop", problem)
+		}
 		fields, err := structpb.NewStruct(metadata)
 		if err != nil {
 			return nil, status.Errorf(codes.Internal, "run metadata cannot be stored: %v", err)
 		}
 		return &pb.RunResponse{RunMetadata: fields}, nil
 	})
+}
+
+// stopUnanswerable asks the job Run started to stop because its metadata
+// cannot be answered: the server never learns of a job whose Run fails, so it
+// would not stop it. The stop gets the fields JSON can hold; a runner without
+// StopTrial, or a stop that fails, is only logged.
+func (s *service) stopUnanswerable(ctx context.Context, trial *Trial, metadata map[string]any, problem string) {
+	log.Printf("experiment %s trial %d: %s; asking the job to stop", trial.ExperimentID, trial.TrialIndex, problem)
+	stopper, ok := s.runner.(Stopper)
+	if !ok {
+		log.Printf("experiment %s trial %d: the runner cannot stop trials; its job keeps running", trial.ExperimentID, trial.TrialIndex)
+		return
+	}
+	started := *trial
+	started.RunMetadata = representableFields(metadata)
+	if _, err := stopper.StopTrial(context.WithoutCancel(ctx), &started, problem); err != nil {
+		log.Printf("experiment %s trial %d: stopping the job failed: %v", trial.ExperimentID, trial.TrialIndex, err)
+	}
 }
 
 // StagingRequired implements RunnerService.StagingRequired.
