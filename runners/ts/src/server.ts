@@ -31,8 +31,9 @@ import {
   StagingRequiredResponse,
   TrialKind as TrialKindMessage,
 } from "../../../protos/gen/ts/polytrial/v1/runner_service";
-import { InvalidTrial, NotSupported, RunnerError } from "./errors";
+import { InvalidTrial, NotSupported, RunnerError, TrialRefused } from "./errors";
 import { DeploymentKeys } from "./keys";
+import { metadataProblem, representableFields } from "./metadata";
 import type { JsonObject, ParameterValue, Runner, Trial, TrialState } from "./types";
 
 const STATE_CODES: Record<TrialState, RunnerTrialState> = {
@@ -104,6 +105,32 @@ function unary<Req, Res>(
   };
 }
 
+/**
+ * Asks the job `run` started to stop because its metadata cannot be answered:
+ * the server never learns of a job whose Run fails, so it would not stop it.
+ * The stop gets the fields JSON can hold; a runner without `stopTrial`, or a
+ * stop that fails, is only logged.
+ */
+async function stopUnanswerable(
+  runner: Runner,
+  trial: Trial,
+  metadata: unknown,
+  problem: string,
+): Promise<void> {
+  const which = `experiment ${trial.experimentId} trial ${trial.trialIndex}`;
+  console.warn(`${which}: ${problem}; asking the job to stop`);
+  if (runner.stopTrial === undefined) {
+    console.warn(`${which}: the runner cannot stop trials; its job keeps running`);
+    return;
+  }
+  const started: Trial = { ...trial, runMetadata: representableFields(metadata) as JsonObject };
+  try {
+    await runner.stopTrial(started, problem);
+  } catch (error: unknown) {
+    console.error(`${which}: stopping the job failed:`, error);
+  }
+}
+
 /** Builds the RunnerService implementation for `runner`. */
 export function runnerService(runner: Runner): RunnerServiceServer {
   const keys = new DeploymentKeys<RunResponse>();
@@ -113,9 +140,15 @@ export function runnerService(runner: Runner): RunnerServiceServer {
         throw new InvalidTrial("deployment_key: required, so a retried Run starts no second job");
       }
       const trial = trialFromMessage(request.trial);
-      return keys.runOnce(request.deploymentKey, async () => ({
-        runMetadata: await runner.run(trial, request.deploymentKey),
-      }));
+      return keys.runOnce(request.deploymentKey, async () => {
+        const metadata: unknown = await runner.run(trial, request.deploymentKey);
+        const problem = metadataProblem(metadata);
+        if (problem !== undefined) {
+          await stopUnanswerable(runner, trial, metadata, problem);
+          throw new TrialRefused(`${problem}; the job was asked to stop`);
+        }
+        return { runMetadata: metadata as JsonObject | undefined };
+      });
     }),
 
     stagingRequired: unary(

@@ -15,6 +15,21 @@ import {
 } from "../../../protos/gen/ts/polytrial/v1/runner_service";
 import { type JsonObject, listen, type Runner, type Trial, TrialRefused } from "../src/index";
 
+/** Returns `metadata` from run; records the stops it is asked for. */
+class OddMetadataRunner implements Runner {
+  readonly stops: Array<{ metadata: JsonObject; reason: string }> = [];
+  constructor(private readonly metadata: unknown) {}
+
+  run(): JsonObject {
+    return this.metadata as JsonObject;
+  }
+
+  stopTrial(trial: Trial, reason: string): undefined {
+    this.stops.push({ metadata: trial.runMetadata, reason });
+    return undefined;
+  }
+}
+
 /** Counts Run calls; answers with what it saw. */
 class CountingRunner implements Runner {
   readonly stagingRequired = true;
@@ -156,5 +171,48 @@ describe("runner SDK", { timeout: 30_000 }, () => {
       client.stagingRequired({}, meta(), deadline(), cb),
     );
     assert.equal(staging.stagingRequired, true);
+  });
+  it("run metadata JSON cannot hold is refused naming the field, and the job is asked to stop", async () => {
+    const cases: Array<[unknown, string]> = [
+      [{ name: "j", bad: () => 1 }, "run metadata field 'bad' is a function, which JSON cannot hold"],
+      [
+        { name: "j", bad: { n: [1, BigInt(2)] } },
+        "run metadata field 'bad.n[1]' is a bigint, which JSON cannot hold",
+      ],
+      [{ name: "j", bad: new Date(0) }, "run metadata field 'bad' is a Date, which JSON cannot hold"],
+      [{ name: "j", bad: new Map() }, "run metadata field 'bad' is a Map, which JSON cannot hold"],
+      ["hello", "run metadata is a string, not a plain object"],
+      [null, "run metadata is null, not a plain object"],
+      [[1], "run metadata is an Array, not a plain object"],
+    ];
+    for (const [metadata, message] of cases) {
+      const runner = new OddMetadataRunner(metadata);
+      const client = await serve(runner);
+      await assert.rejects(run(client, "k"), (error: grpc.ServiceError) => {
+        assert.equal(error.code, grpc.status.FAILED_PRECONDITION);
+        assert.ok(error.details.startsWith(message), error.details);
+        return true;
+      });
+      assert.equal(runner.stops.length, 1);
+      assert.equal(runner.stops[0].reason, message);
+      const kept = typeof metadata === "object" && metadata !== null && !Array.isArray(metadata);
+      assert.deepEqual(runner.stops[0].metadata, kept ? { name: "j" } : {});
+    }
+  });
+
+  it("unanswerable run metadata without stopTrial is still refused", async () => {
+    const client = await serve({ run: () => ({ when: new Date(0) }) as unknown as JsonObject });
+    await assert.rejects(run(client, "k"), (error: grpc.ServiceError) => {
+      assert.equal(error.code, grpc.status.FAILED_PRECONDITION);
+      assert.ok(error.details.includes("'when' is a Date"), error.details);
+      return true;
+    });
+  });
+
+  it("JSON run metadata of every kind is answered unchanged", async () => {
+    const metadata = { s: "x", n: 1.5, b: true, z: null, l: [1, "a", [], {}], o: { k: { k2: 2 } } };
+    const runner = new OddMetadataRunner(metadata);
+    assert.deepEqual(await run(await serve(runner), "k"), metadata);
+    assert.equal(runner.stops.length, 0);
   });
 });
