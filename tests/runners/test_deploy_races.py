@@ -38,6 +38,7 @@ class GatedRunner(rgrpc.RunnerServiceServicer):
         self.runs: list[str] = []
         self.stops: list[str] = []
         self.steps = 0  # step observations FetchTrialData answers per arm
+        self.state = rpb.RUNNER_TRIAL_STATE_RUNNING  # what PollTrialStatus answers
         self.finals: list[float] = []  # final values it answers per arm, after
 
     def Run(self, request: rpb.RunRequest, context: Any) -> rpb.RunResponse:
@@ -56,7 +57,7 @@ class GatedRunner(rgrpc.RunnerServiceServicer):
     def PollTrialStatus(
         self, request: rpb.PollTrialStatusRequest, context: Any
     ) -> rpb.PollTrialStatusResponse:
-        return rpb.PollTrialStatusResponse(state=rpb.RUNNER_TRIAL_STATE_RUNNING)
+        return rpb.PollTrialStatusResponse(state=self.state)
 
     def StopTrial(
         self, request: rpb.RunnerServiceStopTrialRequest, context: Any
@@ -250,6 +251,29 @@ def test_a_final_value_after_more_steps_than_the_cap_is_kept_first(
     steps = [o.step for o in refreshed.observations if o.HasField("step")]
     assert steps == list(range(9))
     assert "6 fetched observations dropped" in refreshed.status_reason
+
+
+def test_the_dropped_observations_note_stays_when_the_same_refresh_completes_the_trial(
+    polytrial_api: Api,
+    gated: tuple[GatedRunner, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As a poll of COMPLETED with 150,000 steps and the final value, at a cap of 10.
+    monkeypatch.setattr(fetched_data, "MAX_OBSERVATIONS_PER_TRIAL", 10)
+    runner, address = gated
+    runner.gate.set()
+    runner.steps, runner.finals = 15, [7.0]
+    create(polytrial_api, "curve-and-done", address)
+    [candidate] = polytrial_api.suggest("curve-and-done")
+    deploy(polytrial_api, candidate.name)
+    runner.state = rpb.RUNNER_TRIAL_STATE_COMPLETED
+
+    refreshed = refresh(polytrial_api, candidate.name)
+
+    assert refreshed.status == tpb.TRIAL_STATUS_COMPLETED
+    assert "6 fetched observations dropped" in refreshed.status_reason
+    stored = polytrial_api.get_trial("curve-and-done", 0)
+    assert "6 fetched observations dropped" in stored.status_reason
 
 
 def test_a_final_value_fetched_twice_is_refused_as_complete_trial_refuses_it(

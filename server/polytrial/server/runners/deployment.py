@@ -762,17 +762,22 @@ def _apply_polled(
     *,
     now: datetime,
 ) -> None:
-    """Moves `trial` (STAGED or RUNNING) as far as the runner's state allows."""
+    """Moves `trial` (STAGED or RUNNING) as far as the runner's state allows.
+
+    A note already in the trial's status reason (fetched observations dropped,
+    perhaps by this very refresh) is kept after the reason of the end state.
+    """
+    note = trial.status_reason
     state = polled.state
     if state == pb.RUNNER_TRIAL_STATE_FAILED:
         reason = f"runner: {polled.reason or 'the job failed'}"
-        lifecycle.apply_transition(trial, S.FAILED, now=now, reason=reason)
+        _end(trial, S.FAILED, now=now, reason=reason, note=note)
         return
     if state == pb.RUNNER_TRIAL_STATE_STOPPED:
         has_data = trial.status is S.RUNNING and bool(trial.observations)
         target = S.EARLY_STOPPED if has_data else S.ABANDONED
         reason = f"stopped by the runner{': ' + polled.reason if polled.reason else ''}"
-        lifecycle.apply_transition(trial, target, now=now, reason=reason)
+        _end(trial, target, now=now, reason=reason, note=note)
         return
     running = (pb.RUNNER_TRIAL_STATE_RUNNING, pb.RUNNER_TRIAL_STATE_COMPLETED)
     if state in running and trial.status is S.STAGED:
@@ -780,7 +785,18 @@ def _apply_polled(
     if state == pb.RUNNER_TRIAL_STATE_COMPLETED and _has_final_objectives(
         config, trial
     ):
-        lifecycle.apply_transition(trial, S.COMPLETED, now=now)
+        _end(trial, S.COMPLETED, now=now, reason="", note=note)
+
+
+def _end(
+    trial: TrialRecord, target: S, *, now: datetime, reason: str, note: str
+) -> None:
+    """Ends `trial` in `target` with `reason`, keeping `note` after it."""
+    lifecycle.apply_transition(trial, target, now=now, reason=reason)
+    if note and note not in reason:
+        trial.status_reason = lifecycle.clip_reason(
+            f"{reason}; {note}" if reason else note
+        )
 
 
 def _metadata_refusal(
