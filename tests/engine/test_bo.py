@@ -33,7 +33,7 @@ from polytrial.server.engine import (
     generate,
     parse_search_space,
 )
-from polytrial.server.errors import InvalidArgument
+from polytrial.server.errors import InvalidArgument, SearchSpaceExhausted
 
 pytestmark = [pytest.mark.bo, pytest.mark.timeout(240)]
 pytest.importorskip("botorch")
@@ -386,3 +386,30 @@ def test_concurrent_generations_in_threads_stay_reproducible() -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
         together = list(pool.map(lambda r: generate(r).arms, requests))
     assert together == alone
+
+
+def test_asking_for_more_arms_than_are_left_says_how_many_are_left() -> None:
+    # 6 arms, 3 in trials with data: the model picks new arms, and the Sobol
+    # fill must not count the model's picks as arms already in trials.
+    grid = space([choice_param("a", ["x", "y", "z"]), choice_param("b", [1, 2])])
+    done = [{"a": "x", "b": 1}, {"a": "y", "b": 2}, {"a": "z", "b": 1}]
+    observed = [
+        ObservedArm(arm, {"y": (float(i), None)}, i) for i, arm in enumerate(done)
+    ]
+
+    with pytest.raises(SearchSpaceExhausted) as caught:
+        generate(
+            GenerationRequest(
+                search_space=grid,
+                optimization=MINIMIZE_Y,
+                strategy=StrategySpec(GeneratorKind.BAYESIAN, 0, 3),
+                count=5,
+                observed=observed,
+                excluded_keys={grid.arm_key(arm) for arm in done},
+                trials_generated=3,
+            )
+        )
+
+    assert "only 3 distinct arms remain of 6; asked for 5" in caught.value.message
+    assert "in trials" not in caught.value.message
+    assert caught.value.metadata["remaining"] == "3"

@@ -142,7 +142,7 @@ def feasible_share(
 
 
 def generate_sobol(
-    request: GenerationRequest, *, note: str | None = None
+    request: GenerationRequest, *, note: str | None = None, picked: int = 0
 ) -> GenerationResult:
     """Generates `request.count` new quasi-random arms.
 
@@ -150,6 +150,9 @@ def generate_sobol(
         request: The experiment's state; `sobol_draws` says where its sequence
             stands.
         note: Why Sobol was chosen, for the generation record.
+        picked: Arms of the same request another generator already chose
+            (their keys are in `excluded_keys`, but no trial holds them), so
+            an exhausted space's message counts them as left and asked for.
 
     Raises:
         SearchSpaceExhausted: a finite space has fewer than `count` arms left
@@ -206,7 +209,13 @@ def generate_sobol(
                 reason="NO_NEW_ARM",
             )
         arms += _enumerate_remaining(
-            space, pinned, excluded, request.count - len(arms), seed, draws, len(arms)
+            space,
+            pinned,
+            excluded,
+            request.count - len(arms),
+            seed,
+            draws,
+            picked + len(arms),
         )
 
     details: dict[str, object] = {"sobol_draws": draws}

@@ -509,7 +509,9 @@ def _valid_new_arms(
         sobol_draws=request.sobol_draws,
         trials_generated=request.trials_generated,
     )
-    return arms, generate_sobol(fill, note="repeated model candidates")
+    return arms, generate_sobol(
+        fill, note="repeated model candidates", picked=len(arms)
+    )
 
 
 def _tensor(array: Any) -> torch.Tensor:
