@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from polytrial.client import (
     AlreadyExistsError,
@@ -18,6 +20,7 @@ from polytrial.client import (
     RangeParameter,
     TrialStatus,
 )
+from polytrial.client.values import MAX_STRUCT_DEPTH
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -204,6 +207,55 @@ def test_parameters_of_the_wrong_type_are_a_type_error_naming_the_item(
             experiment_id,
             parameters=parameters,  # type: ignore[arg-type]
             objectives={"y": "minimize"},
+        )
+    with pytest.raises(NotFoundError):
+        client.get_experiment(experiment_id)
+
+
+def nested(levels: int) -> dict[str, object]:
+    """A dict `levels` deep counting itself: nested(2) == {"k": {}}."""
+    data: dict[str, object] = {}
+    for _ in range(levels - 1):
+        data = {"k": data}
+    return data
+
+
+def test_properties_as_deep_as_the_limit_round_trip_and_deeper_name_the_path(
+    client: Client, experiment_id: str
+) -> None:
+    deepest = nested(MAX_STRUCT_DEPTH)
+    created = client.create_experiment(
+        experiment_id,
+        parameters=[RangeParameter("x", 0.0, 1.0)],
+        objectives={"y": "minimize"},
+        properties=deepest,
+    )
+    assert created.properties == deepest
+
+    for levels in (MAX_STRUCT_DEPTH + 1, MAX_STRUCT_DEPTH + 10):
+        with pytest.raises(ValueError, match=r"^properties\['k'\]\['k'\].* nests"):
+            client.update_experiment(experiment_id, properties=nested(levels))
+    assert client.get_experiment(experiment_id).properties == deepest
+
+
+@pytest.mark.parametrize(
+    ("properties", "message"),
+    [
+        ({1: "a"}, r"properties has the key 1, a int; JSON object keys are str"),
+        ({"a": {1, 2}}, r"properties\['a'\] is a set"),
+        ({"a": [1, {"b": object()}]}, r"properties\['a'\]\[1\]\['b'\] is a object"),
+        ({"a": {"b": {2: 0}}}, r"properties\['a'\]\['b'\] has the key 2"),
+    ],
+)
+def test_properties_json_cannot_hold_are_a_type_error_naming_the_path(
+    client: Client, experiment_id: str, properties: Any, message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        client.create_experiment(
+            experiment_id,
+            parameters=[RangeParameter("x", 0.0, 1.0)],
+            objectives={"y": "minimize"},
+            properties=properties,
         )
     with pytest.raises(NotFoundError):
         client.get_experiment(experiment_id)

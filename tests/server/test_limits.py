@@ -11,6 +11,7 @@ from polytrial.server.service.config import MAX_CONFIG_BYTES, MAX_PARAMETERS
 from polytrial.server.service.experiments import (
     MAX_DESCRIPTION_CHARS,
     MAX_PROPERTIES_BYTES,
+    MAX_PROPERTIES_DEPTH,
 )
 from polytrial.server.service.paging import PAGE_BUDGET_BYTES
 from polytrial.server.service.trials import (
@@ -227,6 +228,39 @@ def test_update_with_properties_past_the_limit_is_limit_exceeded_and_changes_not
     # Properties the mask leaves out are not read, whatever their size.
     change.description = "new"
     assert _update(api, change, "description").properties["team"] == "search"
+
+
+def _properties_nested(levels: int) -> struct_pb2.Struct:
+    """`{"k": {"k": ... {}}}`, `levels` objects deep counting the Struct itself."""
+    properties = struct_pb2.Struct()
+    inner = properties
+    for _ in range(levels - 1):
+        inner = inner.get_or_create_struct("k")
+    return properties
+
+
+def test_properties_nested_past_the_limit_are_limit_exceeded_naming_the_path(
+    api: Api,
+) -> None:
+    # One level past the limit still parses, so the service must refuse it.
+    too_deep = experiment("deep")
+    too_deep.properties.CopyFrom(_properties_nested(MAX_PROPERTIES_DEPTH + 1))
+
+    error = rpc_error(INVALID, lambda: api.create(too_deep))
+
+    path = "experiment.properties" + ".k" * MAX_PROPERTIES_DEPTH
+    assert violated_fields(error) == [path]
+    assert error_info(error).reason == "LIMIT_EXCEEDED"
+    assert f"more than {MAX_PROPERTIES_DEPTH} levels" in error.details()
+    assert experiment_ids(api) == []
+
+    at_limit = experiment("deep")
+    at_limit.properties.CopyFrom(_properties_nested(MAX_PROPERTIES_DEPTH))
+    assert api.create(at_limit).properties == at_limit.properties
+    change = epb.Experiment(name="experiments/deep")
+    change.properties.CopyFrom(_properties_nested(MAX_PROPERTIES_DEPTH + 1))
+    error = rpc_error(INVALID, lambda: _update(api, change, "properties"))
+    assert violated_fields(error) == [path]
 
 
 def test_configuration_past_the_limit_is_limit_exceeded_naming_its_largest_part(

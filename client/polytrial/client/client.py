@@ -257,7 +257,10 @@ class Client:
                 objectives.
             ValueError, TypeError: a helper or dict could not be read; an
                 item of `parameters` that is neither is a TypeError naming it
-                (`parameters[i]`).
+                (`parameters[i]`). `properties` with a key that is not a str or
+                a value JSON cannot hold is a TypeError, and nesting deeper
+                than 32 levels a ValueError, naming the path
+                (`properties['a']`).
         """
         parsed_parameters = parse_parameters(parameters)
         parsed_objectives = parse_objectives(objectives)
@@ -372,7 +375,10 @@ class Client:
         mapping.
 
         Raises:
-            ValueError: neither argument is given.
+            ValueError: neither argument is given, or `properties` nest deeper
+                than 32 levels (the message names the path).
+            TypeError: `properties` hold a key that is not a str or a value
+                JSON cannot hold; the message names its path.
             NotFoundError: the experiment does not exist (NOT_FOUND).
         """
         paths = []

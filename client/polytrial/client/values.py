@@ -81,11 +81,56 @@ def from_parameters_proto(parameters: Mapping[str, Any]) -> Parameters:
     return {name: from_value_proto(value) for name, value in parameters.items()}
 
 
-def to_struct(data: Mapping[str, Any]) -> struct_pb2.Struct:
-    """Returns a `google.protobuf.Struct` holding a JSON-like mapping."""
+# The deepest nesting of objects and lists a Struct field may hold (the mapping
+# itself is level 1). Each level is three protobuf messages, and protobuf's
+# parsers stop at 100: the server cannot read a request with deeper properties.
+MAX_STRUCT_DEPTH = 32
+
+
+def to_struct(
+    data: Mapping[str, Any], *, field: str = "properties"
+) -> struct_pb2.Struct:
+    """Returns a `google.protobuf.Struct` holding a JSON-like mapping.
+
+    Args:
+        data: String keys; values None, bool, int, float, str, lists or tuples,
+            and mappings of the same, at most `MAX_STRUCT_DEPTH` levels deep.
+        field: The argument's name, used in errors (`properties['a']`).
+
+    Raises:
+        TypeError: a key is not a str, or a value is of another type; the
+            message names its path.
+        ValueError: the data nests deeper than `MAX_STRUCT_DEPTH` levels.
+    """
+    _check_json(data, field, 1)
     struct = struct_pb2.Struct()
     struct.update(dict(data))
     return struct
+
+
+def _check_json(value: object, path: str, depth: int) -> None:
+    if value is None or isinstance(value, bool | str | int | float):
+        return
+    if not isinstance(value, Mapping | list | tuple):
+        raise TypeError(
+            f"{path} is a {type(value).__name__}; JSON values are None, bool, "
+            "int, float, str, lists and dicts with str keys"
+        )
+    if depth > MAX_STRUCT_DEPTH:
+        raise ValueError(
+            f"{path} nests more than {MAX_STRUCT_DEPTH} levels of dicts and lists"
+        )
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"{path} has the key {key!r}, a {type(key).__name__}; JSON "
+                    "object keys are str"
+                )
+            _check_json(item, f"{path}[{key!r}]", depth + 1)
+    else:
+        for index, item in enumerate(value):
+            _check_json(item, f"{path}[{index}]", depth + 1)
 
 
 def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:

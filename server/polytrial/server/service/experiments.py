@@ -39,6 +39,11 @@ MAX_DESCRIPTION_CHARS = 16 * 1024
 # the field. Every Get and List page carries them too; with the configuration
 # and description limits it keeps one experiment within one List page.
 MAX_PROPERTIES_BYTES = 64 * 1024
+# Service limit on how deeply `Experiment.properties` nest (the Struct itself
+# is level 1). Each level is three protobuf messages and parsers stop at 100,
+# so deeper properties would be a request or a stored row some clients cannot
+# read; the Python client refuses them before sending.
+MAX_PROPERTIES_DEPTH = 32
 
 
 def check_description(description: str, *, field: str) -> str:
@@ -63,8 +68,9 @@ def properties_dict(properties: struct_pb2.Struct, *, field: str) -> dict[str, A
 
     Raises:
         InvalidArgument: the properties are larger than `MAX_PROPERTIES_BYTES`
-            serialized (INVALID_ARGUMENT, reason LIMIT_EXCEEDED), or a number
-            is NaN or infinite; the field path names its key (INVALID_ARGUMENT).
+            serialized or nest deeper than `MAX_PROPERTIES_DEPTH` levels
+            (INVALID_ARGUMENT, reason LIMIT_EXCEEDED), or a number is NaN or
+            infinite; the field path names its key (INVALID_ARGUMENT).
     """
     size = properties.ByteSize()
     if size > MAX_PROPERTIES_BYTES:
@@ -75,23 +81,34 @@ def properties_dict(properties: struct_pb2.Struct, *, field: str) -> dict[str, A
             reason="LIMIT_EXCEEDED",
         )
     for key, value in properties.fields.items():
-        _check_json_value(value, f"{field}.{key}")
+        _check_json_value(value, f"{field}.{key}", 2)
     result: dict[str, Any] = json_format.MessageToDict(properties)
     return result
 
 
-def _check_json_value(value: struct_pb2.Value, path: str) -> None:
+def _check_json_value(value: struct_pb2.Value, path: str, depth: int) -> None:
+    """Refuses NaN, infinities and nesting past `MAX_PROPERTIES_DEPTH`.
+
+    `depth` is the level an object or list at `path` would be.
+    """
     kind = value.WhichOneof("kind")
     if kind == "number_value" and not math.isfinite(value.number_value):
         raise InvalidArgument(
             f"properties hold JSON, which has no {value.number_value}", field=path
         )
+    if kind in ("struct_value", "list_value") and depth > MAX_PROPERTIES_DEPTH:
+        raise InvalidArgument(
+            f"properties nest more than {MAX_PROPERTIES_DEPTH} levels of objects "
+            "and lists",
+            field=path,
+            reason="LIMIT_EXCEEDED",
+        )
     if kind == "struct_value":
         for key, item in value.struct_value.fields.items():
-            _check_json_value(item, f"{path}.{key}")
+            _check_json_value(item, f"{path}.{key}", depth + 1)
     if kind == "list_value":
         for i, item in enumerate(value.list_value.values):
-            _check_json_value(item, f"{path}[{i}]")
+            _check_json_value(item, f"{path}[{i}]", depth + 1)
 
 
 DeleteCheck = Callable[[Repository, str], None]
