@@ -100,3 +100,62 @@ export function checkObject(field: string, value: unknown): Readonly<Record<stri
     throw invalidArgument(field, `${show(value)} is not an object`);
   return value as Readonly<Record<string, unknown>>;
 }
+
+/**
+ * `given` if it has no key outside `known`: a misspelt or unsupported option
+ * would otherwise be dropped without a word. An unknown key is refused as
+ * "{field}.{key}", listing the known ones.
+ */
+export function checkKeys(
+  field: string,
+  given: Readonly<Record<string, unknown>>,
+  known: Readonly<Record<string, true>>,
+): Readonly<Record<string, unknown>> {
+  for (const key of Object.keys(given)) {
+    if (!Object.hasOwn(known, key))
+      throw invalidArgument(`${field}.${key}`, `unknown option; known: ${Object.keys(known).join(", ")}`);
+  }
+  return given;
+}
+
+/** `value` if it is a plain object with no key outside `known` (see `checkKeys`). */
+export function checkOptions(
+  field: string,
+  value: unknown,
+  known: Readonly<Record<string, true>>,
+): Readonly<Record<string, unknown>> {
+  return checkKeys(field, checkObject(field, value), known);
+}
+
+/** `value` if it is an array. */
+export function checkArray(field: string, value: unknown): readonly unknown[] {
+  if (!Array.isArray(value)) throw invalidArgument(field, `${show(value)} is not an array`);
+  return value;
+}
+
+/**
+ * `value` if a google.protobuf.Struct holds it as it is: null, a boolean, a
+ * finite number, a string, or an array or plain object of those. Anything
+ * else (undefined, a function, a bigint, NaN) would be dropped or fail in
+ * the encoder, so it is refused naming where it sits (`properties.a[0]`).
+ */
+export function checkJson(field: string, value: unknown): unknown {
+  if (value === null || typeof value === "boolean" || typeof value === "string") return value;
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) throw invalidArgument(field, `${value} is not a finite number`);
+    return value;
+  }
+  if (Array.isArray(value)) {
+    value.forEach((item, i) => checkJson(`${field}[${i}]`, item));
+    return value;
+  }
+  const prototype: unknown = typeof value === "object" ? Object.getPrototypeOf(value) : undefined;
+  if (prototype === Object.prototype || prototype === null) {
+    for (const [key, item] of Object.entries(value as object)) checkJson(`${field}.${key}`, item);
+    return value;
+  }
+  throw invalidArgument(
+    field,
+    `${show(value)} is a ${typeof value}; properties hold null, booleans, finite numbers, strings, arrays and plain objects`,
+  );
+}

@@ -21,7 +21,7 @@ import { OrchestrationServiceClient } from "../../../protos/gen/ts/polytrial/v1/
 import { ResultServiceClient } from "../../../protos/gen/ts/polytrial/v1/result_service";
 import type { Trial as TrialMessage } from "../../../protos/gen/ts/polytrial/v1/trial";
 import { type ArmInput, TrialServiceClient } from "../../../protos/gen/ts/polytrial/v1/trial_service";
-import { checkInt32, checkNumber, checkObject, checkString, invalidArgument, optional } from "./checks";
+import { checkInt32, checkNumber, checkOptions, checkString, invalidArgument, optional } from "./checks";
 import {
   AlreadyExistsError,
   DeadlineExceededError,
@@ -97,6 +97,16 @@ export interface ClientOptions {
   ) => void;
 }
 
+// Records over the interfaces' keys, so the compiler keeps them in step.
+const CLIENT_OPTIONS: Record<keyof ClientOptions, true> = {
+  timeoutMs: true,
+  suggestTimeoutMs: true,
+  retry: true,
+  credentials: true,
+  grpcOptions: true,
+  onRetry: true,
+};
+
 /** A trial, or its name "experiments/{experiment}/trials/{index}". */
 export type TrialRef = Trial | string;
 
@@ -111,6 +121,13 @@ export interface SuggestOptions {
   /** Idempotency key; one is drawn when unset. */
   readonly requestId?: string;
 }
+
+const SUGGEST_OPTIONS: Record<keyof SuggestOptions, true> = {
+  batch: true,
+  pinned: true,
+  ttlS: true,
+  requestId: true,
+};
 
 type Callback<Res> = (error: grpc.ServiceError | null, response: Res) => void;
 type Unary<Req, Res> = (
@@ -135,7 +152,16 @@ export class Client {
   // fetched once per experiment.
   private readonly definitions = new Map<string, { objectives: string[]; kinds: NumberKinds }>();
 
+  /**
+   * Makes the channel; it connects on the first call (or `waitUntilReady`).
+   *
+   * @throws InvalidArgumentError `address` is not "host:port" with a port from
+   *   1 to 65535 ("[ipv6]:port"), "unix:/path" or a gRPC target URI; or an
+   *   option is unknown or out of range. The violation names it.
+   */
   constructor(address: string, options: ClientOptions = {}) {
+    checkAddress(address);
+    checkOptions("options", options, CLIENT_OPTIONS);
     if (options.timeoutMs !== undefined && !(checkNumber("options.timeoutMs", options.timeoutMs) > 0))
       throw invalidArgument("options.timeoutMs", "must be positive");
     // Finite too: the call's retry budget grows to this deadline, and grpc-js
@@ -154,7 +180,15 @@ export class Client {
     this.retry = options.retry ?? DEFAULT_RETRY_POLICY;
     this.onRetry = options.onRetry;
     const credentials = options.credentials ?? grpc.credentials.createInsecure();
-    this.experiments = new ExperimentServiceClient(address, credentials, options.grpcOptions);
+    try {
+      this.experiments = new ExperimentServiceClient(address, credentials, options.grpcOptions);
+    } catch (error) {
+      // grpc-js throws a plain Error for a target it cannot parse.
+      throw invalidArgument(
+        "address",
+        `cannot open a channel to ${JSON.stringify(address)}: ${String(error)}`,
+      );
+    }
     // One channel for the three services: grpc-js shares it when given one.
     const channelOverride = this.experiments.getChannel();
     const shared = { ...options.grpcOptions, channelOverride };
@@ -200,6 +234,7 @@ export class Client {
     spec: ExperimentSpec,
     options: { readonly existOk?: boolean } = {},
   ): Promise<Experiment> {
+    checkOptions("options", options, { existOk: true });
     const message = experimentMessage(experimentId, spec);
     if (options.existOk !== true) return this.createExperimentFromMessage(message);
 
@@ -255,6 +290,7 @@ export class Client {
   async *listExperiments(
     options: { readonly pageSize?: number } = {},
   ): AsyncGenerator<Experiment, void, undefined> {
+    checkOptions("options", options, { pageSize: true });
     let pageToken = "";
     do {
       const response = await this.call(
@@ -309,6 +345,7 @@ export class Client {
     experiment: string,
     options: { readonly statuses?: readonly TrialStatus[]; readonly pageSize?: number } = {},
   ): AsyncGenerator<Trial, void, undefined> {
+    checkOptions("options", options, { statuses: true, pageSize: true });
     let pageToken = "";
     do {
       const response = await this.call("ListTrials", this.trials, this.trials.listTrials, {
@@ -337,7 +374,7 @@ export class Client {
    */
   async suggestTrials(experiment: string, count: number, options: SuggestOptions = {}): Promise<Trial[]> {
     checkInt32("count", count);
-    const given = checkObject("options", options);
+    const given = checkOptions("options", options, SUGGEST_OPTIONS);
     const requestId = optional(checkString, "options.requestId", given.requestId) ?? newRequestId();
     const ttlS = optional(checkNumber, "options.ttlS", given.ttlS) ?? 0;
     const kinds = options.pinned === undefined ? undefined : (await this.definition(experiment)).kinds;
@@ -627,7 +664,7 @@ export class Client {
     experiment: string,
     options: { readonly timeoutMs?: number; readonly pollIntervalMs?: number } = {},
   ): Promise<Orchestration> {
-    const given = checkObject("options", options);
+    const given = checkOptions("options", options, { timeoutMs: true, pollIntervalMs: true });
     const timeoutMs = optional(checkNumber, "options.timeoutMs", given.timeoutMs) ?? 3_600_000;
     const pollIntervalMs = optional(checkNumber, "options.pollIntervalMs", given.pollIntervalMs) ?? 1_000;
     if (!(timeoutMs >= 0)) throw invalidArgument("options.timeoutMs", "must not be negative");
@@ -710,6 +747,37 @@ export class Client {
       throw typed ?? error;
     }
   }
+}
+
+/**
+ * Refuses an address grpc-js would take and then fail on only when the retry
+ * budget is spent (port 99999: ERR_SOCKET_BAD_PORT after 60 s), as the Python
+ * client refuses it: "host:port" with a non-empty host (an IPv6 one in
+ * brackets) and a port from 1 to 65535, "unix:/path", or a gRPC target URI
+ * ("dns:///host:port"), which is left to its resolver.
+ *
+ * @throws InvalidArgumentError naming `address`.
+ */
+function checkAddress(address: unknown): void {
+  const text = checkString("address", address);
+  if (text.includes("://") || text.startsWith("unix:")) return;
+  const refuse = (problem: string): never => {
+    throw invalidArgument(
+      "address",
+      `${JSON.stringify(text)} ${problem}; give "host:port" with a port from 1 to 65535 ` +
+        `(as "localhost:50051"), "[ipv6]:port", "unix:/path" or a gRPC target URI`,
+    );
+  };
+  if (text.trim() === "") refuse("is empty");
+  const colon = text.lastIndexOf(":");
+  if (colon < 0) refuse("has no port");
+  const host = text.slice(0, colon).trim();
+  const port = text.slice(colon + 1);
+  const bracketed = host.startsWith("[") && host.endsWith("]");
+  if (host === "" || (bracketed && host.length === 2)) refuse("has no host");
+  if (!bracketed && host.includes(":")) refuse("has an IPv6 host without brackets");
+  if (!/^[0-9]+$/.test(port) || Number(port) < 1 || Number(port) > 65535)
+    refuse(`has the port ${JSON.stringify(port)}, not a number from 1 to 65535`);
 }
 
 function orchestrationName(experiment: string): string {

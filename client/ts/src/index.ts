@@ -56,6 +56,7 @@ export {
   type ExperimentSpec,
   fixedParameter,
   type MetricSourceSpec,
+  type OutcomeConstraintSpec,
   type RangeOptions,
   rangeParameter,
   type RunnerSpec,

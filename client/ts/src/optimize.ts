@@ -11,7 +11,7 @@
  */
 
 import { Client } from "./client";
-import { checkInt32, invalidArgument } from "./checks";
+import { checkInt32, checkOptions, invalidArgument } from "./checks";
 import { FailedPreconditionError, InvalidArgumentError, SearchSpaceExhaustedError } from "./errors";
 import { type ArmResult, type Experiment, type Trial, TrialStatus } from "./types";
 import { type Parameters, problemWith, type Result, toObservations } from "./values";
@@ -77,6 +77,10 @@ export async function optimize(
   numTrials: number,
   options: OptimizeOptions = {},
 ): Promise<OptimizationSummary> {
+  checkOptions("options", options, { signal: true, onTrial: true } satisfies Record<
+    keyof OptimizeOptions,
+    true
+  >);
   const { signal, onTrial } = options;
   if (checkInt32("numTrials", numTrials) < 0) throw invalidArgument("numTrials", "must not be negative");
   const experiment = await client.getExperiment(experimentId);

@@ -11,7 +11,7 @@ import {
   type OrchestrationOptions,
   OrchestrationState,
 } from "../../../protos/gen/ts/polytrial/v1/orchestration_service";
-import { checkInt32, checkNumber, checkObject, optional } from "./checks";
+import { checkInt32, checkNumber, checkOptions, optional } from "./checks";
 
 export { OrchestrationState, type OrchestrationOptions };
 
@@ -52,14 +52,27 @@ export interface StartOrchestrationOptions {
   readonly timeoutS?: number;
 }
 
+// A Record over the interface's keys, so the compiler keeps the two in step.
+const START_OPTIONS: Record<keyof StartOrchestrationOptions, true> = {
+  maxTrials: true,
+  maxParallelTrials: true,
+  toleratedFailureRate: true,
+  minFailedTrialsForFailureCheck: true,
+  pollIntervalS: true,
+  dataGracePeriodS: true,
+  runnerUnreachableTimeoutS: true,
+  timeoutS: true,
+};
+
 /**
  * The OrchestrationOptions message of the options.
  *
- * @throws InvalidArgumentError `options` is not an object, an integer option
- *   is not an int32, or another option is not a number; the violation names it.
+ * @throws InvalidArgumentError `options` is not an object, has a key not
+ *   listed above, an integer option is not an int32, or another option is not
+ *   a number; the violation names it.
  */
 export function orchestrationOptionsMessage(options: StartOrchestrationOptions): OrchestrationOptions {
-  const given = checkObject("options", options);
+  const given = checkOptions("options", options, START_OPTIONS);
   const number = (key: keyof StartOrchestrationOptions): number | undefined =>
     optional(checkNumber, `options.${key}`, given[key]);
   return {

@@ -10,32 +10,47 @@
  * The helpers return the API's messages, so anything they lack can be written
  * as a message. The server validates the definition and answers
  * INVALID_ARGUMENT with field violations; what cannot be sent at all (a word
- * the API has no enum value for, a fractional integer) is refused here with
- * the same error, naming the field as the caller wrote it.
+ * the API has no enum value for, a fractional integer, a key the client does
+ * not know, which would be dropped) is refused here with the same error,
+ * naming the field as the caller wrote it.
  */
 
 import {
+  type Arm,
+  ComparisonOp,
   type Experiment as ExperimentMessage,
   GeneratorKind,
   type GenerationStrategy,
   type MetricSource,
   MetricSourceKind,
+  type ObjectiveThreshold,
+  type OutcomeConstraint,
   type Parameter,
   type ParameterConstraint,
   ParameterType,
   type RunnerConfig,
 } from "../../../protos/gen/ts/polytrial/v1/experiment";
 import {
+  checkArray,
   checkChoice,
   checkInt32,
   checkInt64,
+  checkJson,
+  checkKeys,
   checkNumber,
   checkObject,
+  checkOptions,
   checkString,
   invalidArgument,
   optional,
 } from "./checks";
-import { type ParameterValue, toValueMessage } from "./values";
+import {
+  numberKinds,
+  type ParameterValue,
+  type Parameters,
+  toParametersMessage,
+  toValueMessage,
+} from "./values";
 
 /** Options of a range parameter. */
 export interface RangeOptions {
@@ -46,6 +61,8 @@ export interface RangeOptions {
   /** Round float values to this many decimal digits. */
   readonly digits?: number;
 }
+
+const RANGE_OPTIONS: Record<keyof RangeOptions, true> = { type: true, logScale: true, digits: true };
 
 /**
  * A parameter with values in [lower, upper].
@@ -60,7 +77,7 @@ export function rangeParameter(
   options: RangeOptions = {},
 ): Parameter {
   const field = `parameters.${name}`;
-  const given = checkObject(`${field}.options`, options);
+  const given = checkKeys(field, checkObject(`${field}.options`, options), RANGE_OPTIONS);
   const type =
     given.type === undefined ? "float" : checkChoice(`${field}.type`, given.type, ["float", "int"]);
   return {
@@ -81,26 +98,36 @@ export function rangeParameter(
 /**
  * A parameter that takes one of `values`. Numbers are integers when every
  * number given is integral, floats otherwise.
+ *
+ * @throws InvalidArgumentError `values` is not an array (`parameters.{name}.values`),
+ *   a value is not a number, string or boolean, or an option is unknown.
  */
 export function choiceParameter(
   name: string,
   values: readonly ParameterValue[],
   options: { readonly ordered?: boolean } = {},
 ): Parameter {
-  const numbers = values.filter((v): v is number => typeof v === "number");
+  const field = `parameters.${name}`;
+  const given = checkKeys(field, checkObject(`${field}.options`, options), { ordered: true });
+  const list = checkArray(`${field}.values`, values) as readonly ParameterValue[];
+  const numbers = list.filter((v): v is number => typeof v === "number");
   const kind = numbers.every((v) => Number.isInteger(v)) ? "int" : "float";
   return {
-    name,
+    name: checkString("parameters.name", name),
     kind: {
       $case: "choice",
-      choice: { values: values.map((v) => toValueMessage(v, kind)), isOrdered: options.ordered ?? false },
+      choice: {
+        values: list.map((v, i) => toValueMessage(v, kind, `${field}.values[${i}]`)),
+        isOrdered: given.ordered === true,
+      },
     },
   };
 }
 
 /** A parameter held at one value (an integral number is an integer). */
 export function fixedParameter(name: string, value: ParameterValue): Parameter {
-  return { name, kind: { $case: "fixed", fixed: { value: toValueMessage(value) } } };
+  const message = toValueMessage(value, undefined, `parameters.${name}.value`);
+  return { name: checkString("parameters.name", name), kind: { $case: "fixed", fixed: { value: message } } };
 }
 
 /** How arms are generated: a kind, or the full strategy. */
@@ -129,7 +156,7 @@ export type RunnerSpec = string | { readonly address: string; readonly timeoutS?
  */
 export function runnerMessage(spec: RunnerSpec): RunnerConfig {
   if (typeof spec === "string") return { address: spec };
-  const given = checkObject("runner", spec);
+  const given = checkOptions("runner", spec, { address: true, timeoutS: true });
   return {
     address: checkString("runner.address", given.address),
     timeoutS: optional(checkNumber, "runner.timeoutS", given.timeoutS),
@@ -146,7 +173,7 @@ export type MetricSourceSpec = "client" | "runner" | { readonly service: string 
 function metricSourceMessage(metricName: string, spec: MetricSourceSpec): MetricSource {
   const field = `metricSources.${metricName}`;
   if (typeof spec !== "string") {
-    const address = checkString(`${field}.service`, checkObject(field, spec).service);
+    const address = checkString(`${field}.service`, checkOptions(field, spec, { service: true }).service);
     return { metricName, kind: MetricSourceKind.METRIC_SOURCE_KIND_SERVICE, address };
   }
   const kind =
@@ -156,21 +183,80 @@ function metricSourceMessage(metricName: string, spec: MetricSourceSpec): Metric
   return { metricName, kind, address: "" };
 }
 
-/** The definition `Client.createExperiment` sends. */
+/**
+ * A bound on a metric that good arms respect: "metric <= bound",
+ * "metric >= bound", or its parts.
+ */
+export type OutcomeConstraintSpec =
+  string | { readonly metricName: string; readonly op: "<=" | ">="; readonly bound: number };
+
+/**
+ * The definition `Client.createExperiment` sends. A key not listed here is
+ * refused (`spec.{key}: unknown option`), never dropped.
+ */
 export interface ExperimentSpec {
   readonly parameters: readonly Parameter[];
   /** Metric name -> direction. */
   readonly objectives: Readonly<Record<string, "minimize" | "maximize">>;
   readonly parameterConstraints?: readonly ParameterConstraint[];
+  /** Bounds on other metrics that good arms respect: "cost <= 1", ... */
+  readonly outcomeConstraints?: readonly OutcomeConstraintSpec[];
+  /** Reference point of a multi-objective experiment: objective name -> worst value worth having. */
+  readonly objectiveThresholds?: Readonly<Record<string, number>>;
   /** Metrics recorded but not optimized. */
   readonly trackingMetrics?: readonly string[];
   /** Unset is the server's default: Sobol, then Bayesian optimization. */
   readonly generationStrategy?: StrategySpec;
   readonly description?: string;
+  /** Free-form JSON-like properties (a google.protobuf.Struct; numbers come back as floats). */
+  readonly properties?: Readonly<Record<string, unknown>>;
+  /** The baseline parameterization that other arms are compared with. */
+  readonly statusQuo?: Readonly<Parameters>;
   /** The runner that deploys the experiment's trials (`Client.deployTrial`). */
   readonly runner?: RunnerSpec;
   /** Metric name -> where its data comes from; unlisted metrics come from clients. */
   readonly metricSources?: Readonly<Record<string, MetricSourceSpec>>;
+}
+
+// A Record over the interface's keys, so the compiler keeps the two in step.
+const SPEC_OPTIONS: Record<keyof ExperimentSpec, true> = {
+  parameters: true,
+  objectives: true,
+  parameterConstraints: true,
+  outcomeConstraints: true,
+  objectiveThresholds: true,
+  trackingMetrics: true,
+  generationStrategy: true,
+  description: true,
+  properties: true,
+  statusQuo: true,
+  runner: true,
+  metricSources: true,
+};
+
+const COMPARISON_OPS = {
+  "<=": ComparisonOp.COMPARISON_OP_LESS_EQUAL,
+  ">=": ComparisonOp.COMPARISON_OP_GREATER_EQUAL,
+} as const;
+
+/**
+ * The OutcomeConstraint message of "metric <= bound" or its parts; the server
+ * judges the metric name.
+ */
+function outcomeConstraintMessage(field: string, spec: unknown): OutcomeConstraint {
+  if (typeof spec !== "string") {
+    const given = checkOptions(field, spec, { metricName: true, op: true, bound: true });
+    return {
+      metricName: checkString(`${field}.metricName`, given.metricName),
+      op: COMPARISON_OPS[checkChoice(`${field}.op`, given.op, ["<=", ">="])],
+      bound: checkNumber(`${field}.bound`, given.bound),
+    };
+  }
+  const parts = spec.split(/(<=|>=)/).map((part) => part.trim());
+  const bound = parts.length === 3 && parts[2] !== "" ? Number(parts[2]) : NaN;
+  if (parts.length !== 3 || parts[0] === "" || /\s/.test(parts[0]) || Number.isNaN(bound))
+    throw invalidArgument(field, `${JSON.stringify(spec)}: write "metric <= bound" or "metric >= bound"`);
+  return { metricName: parts[0], op: COMPARISON_OPS[parts[1] as "<=" | ">="], bound };
 }
 
 const GENERATOR_KINDS = {
@@ -180,7 +266,8 @@ const GENERATOR_KINDS = {
 
 function strategyMessage(spec: StrategySpec): GenerationStrategy {
   const field = "generationStrategy";
-  const full = typeof spec === "string" ? { kind: spec } : checkObject(field, spec);
+  const known = { kind: true, numInitialTrials: true, seed: true } as const;
+  const full = typeof spec === "string" ? { kind: spec } : checkOptions(field, spec, known);
   const names = Object.keys(GENERATOR_KINDS) as (keyof typeof GENERATOR_KINDS)[];
   const kind =
     full.kind === undefined
@@ -200,30 +287,56 @@ function strategyMessage(spec: StrategySpec): GenerationStrategy {
  *   direction is not "minimize" or "maximize", a metric source is unknown, ...
  */
 export function experimentMessage(experimentId: string, spec: ExperimentSpec): ExperimentMessage {
-  checkObject("spec", spec);
+  checkOptions("spec", spec, SPEC_OPTIONS);
   if (!Array.isArray(spec.parameters))
     throw invalidArgument("parameters", "is not an array of parameters (rangeParameter, ...)");
+  const parameters = spec.parameters.map((parameter: Parameter, i) => {
+    checkObject(`parameters[${i}]`, parameter);
+    return parameter;
+  });
   const objectives = checkObject("objectives", spec.objectives);
   const sources = checkObject("metricSources", spec.metricSources ?? {});
+  const outcomeConstraints = checkArray("outcomeConstraints", spec.outcomeConstraints ?? []).map((c, i) =>
+    outcomeConstraintMessage(`outcomeConstraints[${i}]`, c),
+  );
+  const objectiveThresholds: ObjectiveThreshold[] = Object.entries(
+    checkObject("objectiveThresholds", spec.objectiveThresholds ?? {}),
+  ).map(([metricName, bound]) => ({
+    metricName,
+    bound: checkNumber(`objectiveThresholds.${metricName}`, bound),
+  }));
+  // The status quo's numbers are sent as integers or floats by the search space, like a trial's.
+  const statusQuo: Arm | undefined =
+    spec.statusQuo === undefined
+      ? undefined
+      : { name: "", parameters: toParametersMessage(spec.statusQuo, numberKinds(parameters), "statusQuo") };
+  const properties =
+    spec.properties === undefined
+      ? undefined
+      : (checkJson("properties", checkObject("properties", spec.properties)) as Record<string, unknown>);
   return {
     name: "",
     experimentId,
-    description: spec.description ?? "",
+    description: optional(checkString, "description", spec.description) ?? "",
     searchSpace: {
-      parameters: [...spec.parameters],
-      parameterConstraints: [...(spec.parameterConstraints ?? [])],
+      parameters,
+      parameterConstraints: [
+        ...(checkArray("parameterConstraints", spec.parameterConstraints ?? []) as ParameterConstraint[]),
+      ],
     },
     optimizationConfig: {
       objectives: Object.entries(objectives).map(([metricName, direction]) => ({
         metricName,
         minimize: checkChoice(`objectives.${metricName}`, direction, ["minimize", "maximize"]) === "minimize",
       })),
-      outcomeConstraints: [],
-      objectiveThresholds: [],
-      trackingMetrics: [...(spec.trackingMetrics ?? [])],
+      outcomeConstraints,
+      objectiveThresholds,
+      trackingMetrics: checkArray("trackingMetrics", spec.trackingMetrics ?? []).map((m, i) =>
+        checkString(`trackingMetrics[${i}]`, m),
+      ),
     },
-    statusQuo: undefined,
-    properties: undefined,
+    statusQuo,
+    properties,
     generationStrategy:
       spec.generationStrategy === undefined ? undefined : strategyMessage(spec.generationStrategy),
     runner: spec.runner === undefined ? undefined : runnerMessage(spec.runner),

@@ -113,14 +113,15 @@ export function fromValueMessage(message: ParameterValueMessage | undefined): Pa
   throw new TypeError("a ParameterValue without a value");
 }
 
-/** A map of value messages for a parameterization. */
+/** A map of value messages for a parameterization; `field` names it in errors. */
 export function toParametersMessage(
   parameters: Readonly<Parameters>,
   kinds?: NumberKinds,
+  field = "parameters",
 ): Record<string, ParameterValueMessage> {
   const messages: Record<string, ParameterValueMessage> = {};
-  for (const [name, value] of Object.entries(checkObject("parameters", parameters)))
-    messages[name] = toValueMessage(value as ParameterValue, kinds?.get(name), `parameters.${name}`);
+  for (const [name, value] of Object.entries(checkObject(field, parameters)))
+    messages[name] = toValueMessage(value as ParameterValue, kinds?.get(name), `${field}.${name}`);
   return messages;
 }
 
@@ -186,7 +187,8 @@ export function toObservations(
 
 /** Whether `result` is keyed by the arm names of trial `trialIndex`. */
 export function isBatchResult(result: Result | BatchResult, trialIndex: number): result is BatchResult {
-  if (typeof result !== "object" || Array.isArray(result)) return false;
+  // A null result from a plain-JavaScript caller is refused by toObservations.
+  if (typeof result !== "object" || result === null || Array.isArray(result)) return false;
   const keys = Object.keys(result);
   const armName = new RegExp(`^${trialIndex}_[0-9]+$`);
   return keys.length > 0 && keys.every((key) => armName.test(key));

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 
 import {
+  choiceParameter,
   Client,
   DeadlineExceededError,
   type ExperimentSpec,
@@ -15,6 +16,7 @@ import {
   NotFoundError,
   rangeParameter,
   type Result,
+  type SuggestOptions,
   type StartOrchestrationOptions,
   TrialStatus,
 } from "../src/index";
@@ -176,6 +178,137 @@ describe("arguments the client cannot send", { timeout: 30_000 }, () => {
     await rejectsNaming(client.completeTrial(trial, { loss: "low" } as unknown as Result), "result.loss");
     await rejectsNaming(client.completeTrial(undefined as unknown as string, 1), "trial");
     assert.equal((await client.getTrial(trial)).status, TrialStatus.TRIAL_STATUS_RUNNING);
+  });
+
+  it("a null or undefined result is InvalidArgumentError naming result, and the trial stays RUNNING", async () => {
+    const [, trial] = await runningTrial("null-result");
+
+    await rejectsNaming(client.completeTrial(trial, null as unknown as Result), "result");
+    await rejectsNaming(client.completeTrial(trial, undefined as unknown as Result), "result");
+    await rejectsNaming(
+      client.completeTrial(trial, { [`${trial.index}_0`]: null } as unknown as Result),
+      "result.0_0",
+    );
+    assert.equal((await client.getTrial(trial)).status, TrialStatus.TRIAL_STATUS_RUNNING);
+  });
+
+  it("choice values that are not an array are InvalidArgumentError naming parameters.{name}.values", () => {
+    throwsNaming(() => choiceParameter("c", "ab" as unknown as string[]), "parameters.c.values");
+    throwsNaming(() => choiceParameter("c", undefined as unknown as string[]), "parameters.c.values");
+    throwsNaming(() => choiceParameter("c", ["a", {} as unknown as string]), "parameters.c.values[1]");
+  });
+
+  it("an unknown key of the spec is InvalidArgumentError naming it and listing the known ones, and nothing is stored", async () => {
+    const id = newExperimentId("unknown-key");
+    const typo = { ...SPEC, parameterConstrains: [] } as unknown as ExperimentSpec;
+
+    await assert.rejects(client.createExperiment(id, typo), (error: unknown) => {
+      assert.ok(error instanceof InvalidArgumentError, `got ${String(error)}`);
+      assert.deepEqual(
+        error.violations.map((v) => v.field),
+        ["spec.parameterConstrains"],
+      );
+      assert.match(
+        error.message,
+        /^spec\.parameterConstrains: unknown option; known: parameters, objectives, /,
+      );
+      assert.match(error.message, /outcomeConstraints/);
+      return true;
+    });
+    await assert.rejects(client.getExperiment(id), NotFoundError);
+  });
+
+  it("an unknown key of a nested spec part or an options object is InvalidArgumentError naming it", async () => {
+    const id = newExperimentId("unknown-nested");
+    const bogus = <T>(value: unknown): T => value as T;
+
+    await rejectsNaming(
+      client.createExperiment(id, { ...SPEC, generationStrategy: bogus({ kind: "sobol", seeed: 1 }) }),
+      "generationStrategy.seeed",
+    );
+    await rejectsNaming(
+      client.createExperiment(id, { ...SPEC, runner: bogus({ address: "127.0.0.1:1", timeout: 1 }) }),
+      "runner.timeout",
+    );
+    await rejectsNaming(
+      client.createExperiment(id, {
+        ...SPEC,
+        outcomeConstraints: [bogus({ metric: "cost", op: "<=", bound: 1 })],
+      }),
+      "outcomeConstraints[0].metric",
+    );
+    await rejectsNaming(client.createExperiment(id, SPEC, bogus({ exist_ok: true })), "options.exist_ok");
+    throwsNaming(() => rangeParameter("x", 0, 1, bogus({ log_scale: true })), "parameters.x.log_scale");
+    throwsNaming(() => choiceParameter("c", ["a"], bogus({ isOrdered: true })), "parameters.c.isOrdered");
+    await assert.rejects(client.getExperiment(id), NotFoundError);
+
+    const [other] = await runningTrial("unknown-options");
+    await rejectsNaming(client.suggestTrials(other, 1, bogus<SuggestOptions>({ ttl: 10 })), "options.ttl");
+    await rejectsNaming(
+      client.startOrchestration(other, bogus<StartOrchestrationOptions>({ maxTrials: 1, maxParallel: 2 })),
+      "options.maxParallel",
+    );
+    await rejectsNaming(client.waitForOrchestration(other, bogus({ timeout: 1 })), "options.timeout");
+    await rejectsNaming(client.listTrials(other, bogus({ status: [] })).next(), "options.status");
+    throwsNaming(() => new Client(server.address, bogus({ timeout: 1 })), "options.timeout");
+  });
+
+  it("outcome constraints, thresholds, a status quo or properties the client cannot send are InvalidArgumentError naming them", async () => {
+    const id = newExperimentId("bad-parts");
+    const bogus = <T>(value: unknown): T => value as T;
+
+    await rejectsNaming(
+      client.createExperiment(id, { ...SPEC, outcomeConstraints: ["cost < 1"] }),
+      "outcomeConstraints[0]",
+    );
+    await rejectsNaming(
+      client.createExperiment(id, { ...SPEC, outcomeConstraints: ["cost <= one"] }),
+      "outcomeConstraints[0]",
+    );
+    await rejectsNaming(
+      client.createExperiment(id, { ...SPEC, objectiveThresholds: bogus({ loss: "1" }) }),
+      "objectiveThresholds.loss",
+    );
+    await rejectsNaming(
+      client.createExperiment(id, { ...SPEC, statusQuo: bogus({ x: [1] }) }),
+      "statusQuo.x",
+    );
+    await rejectsNaming(
+      client.createExperiment(id, { ...SPEC, properties: { team: { size: NaN } } }),
+      "properties.team.size",
+    );
+    await rejectsNaming(
+      client.createExperiment(id, { ...SPEC, properties: { at: new Date() } }),
+      "properties.at",
+    );
+    await assert.rejects(client.getExperiment(id), NotFoundError);
+  });
+
+  it("an address without a host or with a port outside 1-65535 is InvalidArgumentError naming address, at once", () => {
+    for (const bad of [
+      "",
+      "  ",
+      "localhost",
+      "127.0.0.1:99999",
+      "127.0.0.1:0",
+      ":58051",
+      "[]:50051",
+      "::1:50051",
+      "localhost:port",
+      "localhost:",
+    ]) {
+      throwsNaming(() => new Client(bad), "address");
+    }
+    throwsNaming(() => new Client(undefined as unknown as string), "address");
+    for (const good of [
+      server.address,
+      "[::1]:50051",
+      "localhost:65535",
+      "dns:///localhost:50051",
+      "unix:/tmp/polytrial.sock",
+    ]) {
+      new Client(good).close();
+    }
   });
 
   it("a trial status given by its word is InvalidArgumentError naming options.statuses[i]", async () => {

@@ -5,6 +5,7 @@ import { after, before, describe, it } from "node:test";
 
 import * as grpc from "@grpc/grpc-js";
 
+import { ComparisonOp } from "../../../protos/gen/ts/polytrial/v1/experiment";
 import type { SuggestTrialsRequest } from "../../../protos/gen/ts/polytrial/v1/trial_service";
 import {
   AlreadyExistsError,
@@ -121,6 +122,48 @@ describe("Client against a real server", { timeout: 30_000 }, () => {
     assert.deepEqual(got.parameterNames, ["lr", "optimizer"]);
     assert.deepEqual(got.objectives, [{ metricName: "accuracy", minimize: false }]);
     assert.equal(got.message.description, "two parameters");
+  });
+
+  it("stores outcome constraints, objective thresholds, a status quo and properties given to createExperiment", async () => {
+    const client = connect();
+    const id = newExperimentId("full-spec");
+    await client.createExperiment(id, {
+      parameters: [rangeParameter("x", 0, 1), rangeParameter("n", 1, 10, { type: "int" })],
+      objectives: { loss: "minimize", accuracy: "maximize" },
+      outcomeConstraints: ["cost <= 1", { metricName: "latency", op: ">=", bound: 0.5 }],
+      objectiveThresholds: { loss: 10, accuracy: 0.25 },
+      trackingMetrics: ["cost", "latency"],
+      statusQuo: { x: 0.5, n: 3 },
+      properties: { team: "search", budget: 2, tags: ["a", null], nested: { ok: true } },
+      generationStrategy: "sobol",
+    });
+
+    const { message } = await client.getExperiment(id);
+
+    const config = message.optimizationConfig;
+    assert.deepEqual(
+      config?.outcomeConstraints.map((c) => [c.metricName, c.op, c.bound]),
+      [
+        ["cost", ComparisonOp.COMPARISON_OP_LESS_EQUAL, 1],
+        ["latency", ComparisonOp.COMPARISON_OP_GREATER_EQUAL, 0.5],
+      ],
+    );
+    assert.deepEqual(
+      config?.objectiveThresholds.map((t) => [t.metricName, t.bound]),
+      [
+        ["loss", 10],
+        ["accuracy", 0.25],
+      ],
+    );
+    // An integer parameter's status-quo value is sent as an integer.
+    assert.deepEqual(message.statusQuo?.parameters.x.kind, { $case: "floatValue", floatValue: 0.5 });
+    assert.deepEqual(message.statusQuo?.parameters.n.kind, { $case: "intValue", intValue: 3 });
+    assert.deepEqual(message.properties, {
+      team: "search",
+      budget: 2,
+      tags: ["a", null],
+      nested: { ok: true },
+    });
   });
 
   it("completes an ask/tell loop of Sobol trials and finds the best arm", async () => {
