@@ -11,8 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-from types import FrameType
+import time
 
 import typer
 from polytrial.server.app import PolytrialServer, create_server
@@ -25,7 +24,14 @@ from polytrial.server.startup import (
     check_port_free,
     parse_listen_address,
 )
-from polytrial.server.workers import start_workers, stop_with_parent
+from polytrial.server.stopping import StopRequest
+from polytrial.server.workers import (
+    WORKER_EXIT_MARGIN_S,
+    forward_stop,
+    start_workers,
+    stop_with_parent,
+    stop_workers,
+)
 from typer import rich_utils
 
 logger = logging.getLogger(__name__)
@@ -179,9 +185,9 @@ def serve(
         raise typer.BadParameter(
             "must be NORMAL or FULL", param_hint="--sqlite-synchronous"
         )
-    stopping = threading.Event()
+    stop = StopRequest()
     if parent_pid:  # a worker: it stops with the parent that started it
-        stop_with_parent(parent_pid, stopping)
+        stop_with_parent(parent_pid, stop)
 
     try:
         # Workers bind with SO_REUSEPORT, which would share the port with any
@@ -200,6 +206,10 @@ def serve(
     except StartupError as error:
         raise _exit_on(error) from error
 
+    # Signals only request the stop; the main thread carries it out. Set
+    # before the workers start, so that each one started is told to stop.
+    stop.install(signal.SIGINT, signal.SIGTERM)
+
     # More workers: the same command on the port this one bound. Each is a
     # full replica (its own pool and lost-trial sweep) and the kernel spreads
     # client connections over them.
@@ -214,33 +224,34 @@ def serve(
         ],
     )
 
-    _serve_until_stopped(server, children, stopping, grace_s)
+    _serve_until_stopped(server, children, stop, grace_s)
 
 
 def _serve_until_stopped(
     server: PolytrialServer,
     children: list[subprocess.Popen[bytes]],
-    stopping: threading.Event,
+    stop: StopRequest,
     grace_s: float,
 ) -> None:
-    """Serves until SIGINT, SIGTERM or `stopping`; the workers stop first."""
+    """Serves until SIGINT, SIGTERM or another stop request; workers stop too.
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        # A worker whose parent died may get its SIGTERM more than once (the
-        # kernel sends it on each reparenting); one log line is enough.
-        if not stopping.is_set():
-            logger.info("received %s, shutting down", signal.Signals(signum).name)
-        stopping.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    Any number of signals, in any order, stop the server once: later ones
+    only write to the stop request's pipe again.
+    """
     server.start()
-    stopping.wait()
-    for child in children:
-        child.send_signal(signal.SIGTERM)
+    stop.wait()
+    # Logged here rather than in the handler, which must take no lock. A
+    # worker whose parent died may get SIGTERM more than once (the kernel
+    # sends it on each reparenting); this is the one line for them all.
+    if stop.signal_name is not None:
+        logger.info("received %s, shutting down", stop.signal_name)
+
+    # The workers stop alongside this process, each with its own grace period;
+    # one that takes much longer is killed rather than waited for forever.
+    deadline = time.monotonic() + grace_s + WORKER_EXIT_MARGIN_S
+    forward_stop(children)
     server.stop(grace_s)
-    for child in children:
-        child.wait()
+    stop_workers(children, deadline)
 
 
 if __name__ == "__main__":

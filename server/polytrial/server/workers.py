@@ -18,13 +18,19 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
+
+from polytrial.server.stopping import StopRequest
 
 logger = logging.getLogger(__name__)
 
 # From <linux/prctl.h>: the signal sent to this process when its parent dies.
 _PR_SET_PDEATHSIG = 1
 PARENT_POLL_S = 1.0
+# Seconds a worker gets, beyond the grace period, to finish its own shutdown
+# (stop its orchestrator, close its database) before it is killed.
+WORKER_EXIT_MARGIN_S = 10.0
 
 
 def start_workers(
@@ -39,8 +45,31 @@ def start_workers(
     return [subprocess.Popen(command) for _ in range(count)]
 
 
-def stop_with_parent(parent_pid: int, stopping: threading.Event) -> None:
-    """Sets `stopping` when the process `parent_pid` is no longer the parent.
+def stop_workers(children: Sequence[subprocess.Popen[bytes]], deadline: float) -> None:
+    """Waits for `children` (already sent SIGTERM) until `deadline`, then kills.
+
+    `deadline` is a `time.monotonic()` value. A worker still running then is
+    sent SIGKILL and reaped, so the parent never waits forever on one that
+    hangs.
+    """
+    for child in children:
+        try:
+            child.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            logger.warning("worker %d did not stop in time; killing it", child.pid)
+            child.kill()
+            child.wait()
+
+
+def forward_stop(children: Sequence[subprocess.Popen[bytes]]) -> None:
+    """Sends SIGTERM to each of `children` still running."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+
+
+def stop_with_parent(parent_pid: int, stop: StopRequest) -> None:
+    """Requests `stop` when the process `parent_pid` is no longer the parent.
 
     On Linux the kernel also sends SIGTERM at once when the parent dies
     (the caller's SIGTERM handler then stops the server). The watch thread
@@ -49,7 +78,7 @@ def stop_with_parent(parent_pid: int, stopping: threading.Event) -> None:
     _ask_for_sigterm_on_parent_death()
     watch = threading.Thread(
         target=_watch_parent,
-        args=(parent_pid, stopping),
+        args=(parent_pid, stop),
         name="polytrial-parent-watch",
         daemon=True,
     )
@@ -67,10 +96,11 @@ def _ask_for_sigterm_on_parent_death() -> None:
         )
 
 
-def _watch_parent(parent_pid: int, stopping: threading.Event) -> None:
+def _watch_parent(parent_pid: int, stop: StopRequest) -> None:
     # An orphan is adopted by init or a subreaper, so its parent pid changes.
     while os.getppid() == parent_pid:
-        if stopping.wait(PARENT_POLL_S):
+        if stop.requested:
             return
+        time.sleep(PARENT_POLL_S)
     logger.warning("parent process %d is gone; this worker shuts down", parent_pid)
-    stopping.set()
+    stop.request()
