@@ -156,6 +156,6 @@ export function checkJson(field: string, value: unknown): unknown {
   }
   throw invalidArgument(
     field,
-    `${show(value)} is a ${typeof value}; properties hold null, booleans, finite numbers, strings, arrays and plain objects`,
+    `${show(value)} is a ${typeof value}; a Struct holds null, booleans, finite numbers, strings, arrays and plain objects`,
   );
 }

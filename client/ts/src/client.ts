@@ -752,15 +752,23 @@ export class Client {
 /**
  * Refuses an address grpc-js would take and then fail on only when the retry
  * budget is spent (port 99999: ERR_SOCKET_BAD_PORT after 60 s), as the Python
- * client refuses it: "host:port" with a non-empty host (an IPv6 one in
- * brackets) and a port from 1 to 65535, "unix:/path", or a gRPC target URI
- * ("dns:///host:port"), which is left to its resolver.
+ * and Go clients refuse it: "host:port" with a non-empty host (an IPv6 one in
+ * brackets) and a port from 1 to 65535, alone or after "dns:" ("dns:///host:port");
+ * the targets of grpc-js's other resolvers ("unix:/path", "ipv4:...") and
+ * other URIs are left to them.
  *
  * @throws InvalidArgumentError naming `address`.
  */
 function checkAddress(address: unknown): void {
   const text = checkString("address", address);
-  if (text.includes("://") || text.startsWith("unix:")) return;
+  let hostPort = text;
+  if (text.startsWith("dns:")) {
+    // dns:host:port, dns:///host:port or dns://authority/host:port.
+    const rest = text.slice("dns:".length);
+    hostPort = rest.slice(rest.lastIndexOf("/") + 1);
+  } else if (/^(unix|unix-abstract|ipv4|ipv6):/.test(text) || text.includes("://")) {
+    return;
+  }
   const refuse = (problem: string): never => {
     throw invalidArgument(
       "address",
@@ -768,11 +776,11 @@ function checkAddress(address: unknown): void {
         `(as "localhost:50051"), "[ipv6]:port", "unix:/path" or a gRPC target URI`,
     );
   };
-  if (text.trim() === "") refuse("is empty");
-  const colon = text.lastIndexOf(":");
+  if (hostPort.trim() === "") refuse("is empty");
+  const colon = hostPort.lastIndexOf(":");
   if (colon < 0) refuse("has no port");
-  const host = text.slice(0, colon).trim();
-  const port = text.slice(colon + 1);
+  const host = hostPort.slice(0, colon).trim();
+  const port = hostPort.slice(colon + 1);
   const bracketed = host.startsWith("[") && host.endsWith("]");
   if (host === "" || (bracketed && host.length === 2)) refuse("has no host");
   if (!bracketed && host.includes(":")) refuse("has an IPv6 host without brackets");

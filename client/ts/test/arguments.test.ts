@@ -284,7 +284,7 @@ describe("arguments the client cannot send", { timeout: 30_000 }, () => {
     await assert.rejects(client.getExperiment(id), NotFoundError);
   });
 
-  it("an address without a host or with a port outside 1-65535 is InvalidArgumentError naming address, at once", () => {
+  it("an address without a host or with a port outside 1-65535 is InvalidArgumentError naming address, at once", async () => {
     for (const bad of [
       "",
       "  ",
@@ -296,6 +296,9 @@ describe("arguments the client cannot send", { timeout: 30_000 }, () => {
       "::1:50051",
       "localhost:port",
       "localhost:",
+      "dns:///:50051",
+      "dns:///localhost:99999",
+      "dns:localhost",
     ]) {
       throwsNaming(() => new Client(bad), "address");
     }
@@ -305,10 +308,15 @@ describe("arguments the client cannot send", { timeout: 30_000 }, () => {
       "[::1]:50051",
       "localhost:65535",
       "dns:///localhost:50051",
+      "dns:localhost:50051",
+      "ipv4:127.0.0.1:50051",
       "unix:/tmp/polytrial.sock",
     ]) {
       new Client(good).close();
     }
+    const viaDns = new Client(`dns:///${server.address}`);
+    await viaDns.waitUntilReady();
+    viaDns.close();
   });
 
   it("a trial status given by its word is InvalidArgumentError naming options.statuses[i]", async () => {
