@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sqlite3
 import subprocess
@@ -30,7 +31,15 @@ def _serve(*args: str) -> subprocess.CompletedProcess[str]:
         ("--address", ":56001"),
         ("--grace-s", "-1"),
         ("--grace-s", "nan"),
+        ("--grace-s", "3601"),
         ("--orchestration-lease-s", "inf"),
+        # Accepted once, after which every orchestration tick overflowed.
+        ("--orchestration-lease-s", "1e308"),
+        ("--orchestration-lease-s", "1e12"),
+        ("--orchestration-lease-s", "86401"),
+        ("--workers", "0"),
+        ("--workers", "65"),
+        ("--workers", "100000"),
     ],
 )
 def test_a_nonsense_option_value_is_a_usage_error_naming_the_option(
@@ -44,6 +53,21 @@ def test_a_nonsense_option_value_is_a_usage_error_naming_the_option(
     assert result.returncode == 2, result.stderr
     assert option in result.stderr
     assert not db.exists()
+
+
+def test_help_states_the_upper_bound_of_each_bounded_option() -> None:
+    result = subprocess.run(
+        [*_SERVE, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+    assert "at most 3600" in result.stdout  # --grace-s
+    assert "1 to 86400 (a day)" in result.stdout  # --orchestration-lease-s
+    assert "At most 64" in result.stdout  # --workers
 
 
 @pytest.fixture

@@ -64,6 +64,12 @@ app = typer.Typer(
 
 DEFAULT_DB = "sqlite:///polytrial.db"
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+# Upper bounds of the options, past which a value is a slip rather than a
+# choice: a grace period of an hour, a lease of a day (a datetime overflows
+# far beyond that), and more server processes than a large machine has cores.
+MAX_GRACE_S = 3600.0
+MAX_ORCHESTRATION_LEASE_S = 86400.0
+MAX_WORKERS = 64
 
 
 @app.callback()
@@ -131,15 +137,19 @@ def serve(
     grace_s: float = typer.Option(
         5.0,
         "--grace-s",
+        max=MAX_GRACE_S,
         callback=_finite_non_negative,
-        help="Seconds running calls get to finish on shutdown.",
+        help="Seconds running calls get to finish on shutdown, at most "
+        f"{MAX_GRACE_S:.0f}.",
     ),
     workers: int = typer.Option(
         1,
         "--workers",
         min=1,
+        max=MAX_WORKERS,
         help="Server processes sharing the address (SO_REUSEPORT), each a "
-        "replica on the same database; more than one uses more than one core.",
+        "replica on the same database; more than one uses more than one core. "
+        f"At most {MAX_WORKERS}.",
     ),
     sqlite_synchronous: str = typer.Option(
         "NORMAL",
@@ -161,10 +171,12 @@ def serve(
         DEFAULT_LEASE_S,
         "--orchestration-lease-s",
         min=1.0,
+        max=MAX_ORCHESTRATION_LEASE_S,
         callback=_finite_non_negative,
         help="Seconds a replica's hold on an orchestration lasts unrenewed: "
         "another replica takes it over that long after this one died. Keep it "
-        "above the longest model fit.",
+        f"above the longest model fit; 1 to {MAX_ORCHESTRATION_LEASE_S:.0f} "
+        "(a day).",
     ),
     share_port: bool = typer.Option(
         False,
