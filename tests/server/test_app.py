@@ -91,3 +91,21 @@ def test_an_unusable_database_is_a_startup_error_naming_it(tmp_path: Path) -> No
     (tmp_path / "notes.db").write_text("not a database\n")
     with pytest.raises(DatabaseUnusable, match=r"notes\.db.*file is not a database"):
         create_server(str(tmp_path / "notes.db"))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite://",
+        "sqlite:///",
+        "sqlite:///:memory:",
+        "sqlite+pysqlite:///:memory:",
+        "sqlite:///file::memory:?uri=true",
+        "sqlite:///file:shared?mode=memory&cache=shared&uri=true",
+    ],
+)
+def test_an_in_memory_sqlite_database_is_refused(url: str) -> None:
+    # Each pooled connection would see its own empty database: the server
+    # would listen and then answer every call UNAVAILABLE.
+    with pytest.raises(DatabaseUnusable, match="in-memory database cannot be served"):
+        create_server(url)

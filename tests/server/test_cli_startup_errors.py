@@ -104,6 +104,15 @@ _UNUSABLE: dict[str, tuple[Callable[[Path, int], str], str]] = {
         lambda tmp, _port: _unrelated_experiments_table(tmp),
         "table experiments already exists",
     ),
+    "sqlite in memory": (lambda _tmp, _port: "sqlite://", "in-memory database"),
+    "sqlite in memory, empty path": (
+        lambda _tmp, _port: "sqlite:///",
+        "in-memory database",
+    ),
+    "sqlite :memory:": (
+        lambda _tmp, _port: "sqlite:///:memory:",
+        "in-memory database cannot be served",
+    ),
     "postgres refusing": (
         lambda _tmp, port: f"postgresql://nobody@127.0.0.1:{port}/x",
         "Connection refused",

@@ -19,7 +19,7 @@ import socket
 
 from alembic.util import CommandError
 from polytrial.server.storage import Database, normalize_url
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -116,16 +116,23 @@ def open_database(db_url: str, *, pool_size: int, sqlite_synchronous: str) -> Da
     """Builds the database's engine; nothing connects yet.
 
     Raises:
-        DatabaseUnusable: the URL does not parse, or names a database this
-            server has no driver for.
+        DatabaseUnusable: the URL does not parse, names a database this
+            server has no driver for, or an in-memory SQLite database.
         ValueError: `sqlite_synchronous` is neither NORMAL nor FULL.
     """
     try:
-        shown = make_url(normalize_url(db_url)).render_as_string(hide_password=True)
+        url = make_url(normalize_url(db_url))
     except (ArgumentError, ValueError) as error:
         # Not echoed: a URL that does not parse may hide a password anywhere.
         reason = f"the database URL does not parse ({_reason(error)})"
         raise DatabaseUnusable(reason) from error
+    shown = url.render_as_string(hide_password=True)
+    if _is_in_memory_sqlite(url):
+        reason = "an in-memory database cannot be served (each connection would "
+        reason += "get its own empty one); use a file, as sqlite:///polytrial.db"
+        # As typed: SQLite URLs carry no password, and rendering would
+        # escape the colons of `:memory:`.
+        raise DatabaseUnusable(f"database {db_url} cannot be used: {reason}")
     try:
         return Database(
             db_url, pool_size=pool_size, sqlite_synchronous=sqlite_synchronous
@@ -137,6 +144,20 @@ def open_database(db_url: str, *, pool_size: int, sqlite_synchronous: str) -> Da
     except ImportError as error:
         reason = f"its driver is not installed ({error})"
         raise DatabaseUnusable(f"database {shown} cannot be used: {reason}") from error
+
+
+def _is_in_memory_sqlite(url: URL) -> bool:
+    """Whether `url` is an in-memory SQLite database.
+
+    That is `sqlite://`, `sqlite:///`, `sqlite:///:memory:` or a `file:` URI
+    with `mode=memory`. The server's connections would each see a separate,
+    empty database, so the schema migrated on one is missing on the next.
+    """
+    if url.get_backend_name() != "sqlite":
+        return False
+    database = url.database or ""
+    in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+    return in_memory or url.query.get("mode") == "memory"
 
 
 def migrate(db: Database) -> None:
