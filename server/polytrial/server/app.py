@@ -199,7 +199,7 @@ def create_server(
     Raises:
         AddressUnusable: the address could not be bound (a RuntimeError).
         DatabaseUnusable: the database could not be opened, reached or
-            migrated (a RuntimeError).
+            migrated, or is an in-memory SQLite one (a RuntimeError).
         ValueError: `address` is not host:port with a port from 0 to 65535,
             or `max_concurrent_generations` is below 1.
     """
