@@ -501,3 +501,18 @@ def test_stored_config_keeps_dropping_repeated_tracking_metrics() -> None:
     spec = parse_optimization_config(old, stored=True)
     assert spec.tracking_metrics == ("m", "t", "a b")
     assert spec.outcome_constraints[0].metric_name == "m"
+
+
+def test_objective_threshold_on_a_single_objective_is_refused_naming_it() -> None:
+    # A threshold sets the hypervolume's reference point; one objective has none.
+    config = pb.OptimizationConfig(
+        objectives=[pb.Objective(metric_name="loss", minimize=True)],
+        objective_thresholds=[pb.ObjectiveThreshold(metric_name="loss", bound=1.0)],
+    )
+
+    with pytest.raises(InvalidArgument) as raised:
+        parse_optimization_config(config)
+
+    (violation,) = raised.value.violations
+    assert violation.field.endswith("objective_thresholds[0].metric_name")
+    assert "two or more objectives" in violation.description

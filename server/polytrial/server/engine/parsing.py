@@ -541,6 +541,15 @@ def parse_optimization_config(
                 f"{where}.metric_name",
                 f"{name!r} is not an objective; thresholds apply to objectives",
             )
+        elif len(objectives) == 1 and not stored:
+            # A threshold only sets the hypervolume's reference point, which a
+            # single objective does not have; accepting it would suggest it
+            # bounds the objective, which it would not.
+            collector.add(
+                f"{where}.metric_name",
+                "objective thresholds apply to experiments with two or more "
+                f"objectives; {name!r} is the only one",
+            )
         elif name in thresholds:
             collector.add(
                 f"{where}.metric_name", f"objective {name!r} has a threshold already"
