@@ -151,9 +151,12 @@ def test_concurrent_sweeps_fail_each_lost_trial_exactly_once(
 ) -> None:
     server, api = served(0)
     api.create(experiment("swept"))
-    api.suggest("swept", 20, ttl_s=0.2)
+    # The live trial comes first: a suggest after the short-lived ones would
+    # fail them itself on a slow machine (writes check for lost trials too),
+    # leaving the sweeps nothing to find.
     (alive,) = api.suggest("swept", ttl_s=600)
-    time.sleep(0.4)
+    api.suggest("swept", 20, ttl_s=0.5)
+    time.sleep(1.0)
     failed: list[tuple[str, int]] = []
     lock = threading.Lock()
 
@@ -168,7 +171,7 @@ def test_concurrent_sweeps_fail_each_lost_trial_exactly_once(
     for thread in threads:
         thread.join()
 
-    assert sorted(failed) == [("swept", i) for i in range(20)]
+    assert sorted(failed) == [("swept", i) for i in range(1, 21)]
     assert _stored(server.db, "swept", alive.index).status is TrialStatus.RUNNING
 
 
