@@ -18,6 +18,7 @@ import logging
 import socket
 
 from alembic.util import CommandError
+from polytrial.server.addresses import host_port_problem
 from polytrial.server.storage import Database, normalize_url
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
@@ -28,8 +29,6 @@ from sqlalchemy.exc import (
 )
 
 logger = logging.getLogger(__name__)
-
-_ADDRESS_FORM = "use host:port, as 127.0.0.1:50051 ([::] or 0.0.0.0 for every address)"
 
 
 class StartupError(RuntimeError):
@@ -54,18 +53,10 @@ def parse_listen_address(address: str) -> tuple[str, int]:
         ValueError: the address has no host, no port, an unbracketed IPv6
             host, or a port that is not a number from 0 to 65535.
     """
-    host, separator, port = address.rpartition(":")
-    if not separator or not port:
-        raise ValueError(f"{address!r} has no port: {_ADDRESS_FORM}")
-    if not host:
-        raise ValueError(f"{address!r} has no host: {_ADDRESS_FORM}")
-    if ":" in host and not (host.startswith("[") and host.endswith("]")):
-        raise ValueError(f"{address!r}: an IPv6 host goes in brackets, as [::1]:50051")
-    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
-        raise ValueError(
-            f"{address!r}: the port must be a number from 1 to 65535 "
-            "(0 picks a free one)"
-        )
+    problem = host_port_problem(address, lowest_port=0)
+    if problem is not None:
+        raise ValueError(f"{problem} (port 0 picks a free one)")
+    host, _, port = address.rpartition(":")
     return host, int(port)
 
 

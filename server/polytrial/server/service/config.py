@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from polytrial.server import engine
+from polytrial.server.addresses import host_port_problem
 from polytrial.server.engine.parsing import MAX_METRIC_SOURCES
 from polytrial.server.engine.types import OptimizationSpec, StrategySpec
 from polytrial.server.errors import InvalidArgument, ViolationCollector
@@ -205,16 +206,7 @@ def address_problem(address: str) -> str | None:
         return f"is {len(address)} characters long, more than {MAX_ADDRESS_LENGTH}"
     if address.startswith("unix:"):
         return None if len(address) > len("unix:") else "a unix address needs a path"
-    host, separator, port = address.rpartition(":")
-    if not separator or not host or host in ("[", "[]"):
-        return f"{address!r} is not of the form host:port or unix:/path"
-    if "/" in host or (host.startswith("[") != host.endswith("]")):
-        return f"{address!r} is not of the form host:port or unix:/path"
-    if ":" in host and not host.startswith("["):
-        return f"{address!r}: an IPv6 host goes in brackets, as [::1]:50051"
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        return f"{address!r} has no port from 1 to 65535"
-    return None
+    return host_port_problem(address)
 
 
 def _check_config_size(experiment: experiment_pb2.Experiment) -> None:
