@@ -278,10 +278,8 @@ class Experiments:
         """
 
         def work(repo: Repository) -> None:
-            repo.lock_experiment_for_delete(experiment_id)
-            if check is not None:
-                check(repo, experiment_id)
-            repo.delete_experiment(experiment_id)
+            guard = None if check is None else lambda: check(repo, experiment_id)
+            repo.delete_experiment(experiment_id, check=guard)
 
         self.db.run(work)
         logger.info("experiment %s deleted", experiment_id)

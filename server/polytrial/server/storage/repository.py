@@ -18,7 +18,7 @@ takes the row locks that keep several server replicas consistent:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -321,20 +321,16 @@ class Repository:
         self.session.flush()
         return self.get_experiment(experiment_id)
 
-    def lock_experiment_for_delete(self, experiment_id: str) -> None:
-        """Takes the row lock of `delete_experiment` ahead of the delete.
-
-        A check that must still hold when the rows go (no orchestration
-        RUNNING) runs after this lock: every transaction that would change
-        the experiment meanwhile waits for this one to end.
-
-        Raises:
-            NotFound: no such experiment (NOT_FOUND).
-        """
-        self._experiment_row(experiment_id, for_update=True, key_share=False)
-
-    def delete_experiment(self, experiment_id: str) -> None:
+    def delete_experiment(
+        self, experiment_id: str, *, check: Callable[[], None] | None = None
+    ) -> None:
         """Deletes an experiment with its trials, arms, data and request keys.
+
+        Args:
+            experiment_id: The experiment.
+            check: Refuses the delete by raising. It runs once the row is
+                locked, so what it checked (no orchestration RUNNING) still
+                holds when the rows go: whatever would change it waits.
 
         Raises:
             NotFound: no such experiment (NOT_FOUND).
@@ -342,9 +338,10 @@ class Repository:
         # A full FOR UPDATE lock, unlike the suggestion lock: it also holds
         # off transactions about to insert rows that reference the experiment
         # (a completion's request key), which would otherwise fail on the
-        # foreign key after this delete. Taking it twice in one transaction
-        # (after `lock_experiment_for_delete`) is harmless.
+        # foreign key after this delete.
         row = self._experiment_row(experiment_id, for_update=True, key_share=False)
+        if check is not None:
+            check()
         # Children are deleted explicitly, child first, so the outcome does
         # not depend on whether the backend enforces ON DELETE CASCADE.
         for table in (ObservationRow, ArmRow, TrialRow, RequestRow):
