@@ -7,11 +7,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from process_kit import exited, wait_for
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -22,22 +22,6 @@ _LISTENING = re.compile(r"listening on [^\s]+:(\d+)")
 _ROUNDS = 10
 # Far above a clean stop (--grace-s 1), far below "forever".
 _STOP_BOUND_S = 30.0
-
-
-def _wait_for(condition: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + 60
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-
-
-def _exited(pid: int) -> bool:
-    """Whether `pid` ended; a zombie counts (its new parent may never reap it)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def _workers_of(pid: int) -> list[int]:
@@ -57,9 +41,10 @@ def _serve_stops_on_two_signals(
         parent = subprocess.Popen(command, stderr=sink, start_new_session=True)
     children: list[int] = []
     try:
-        _wait_for(
+        wait_for(
             lambda: len(_LISTENING.findall(log.read_text())) == workers,
             f"never listened:\n{log.read_text()}",
+            timeout_s=60,
         )
         children = _workers_of(parent.pid)
 
@@ -73,15 +58,17 @@ def _serve_stops_on_two_signals(
         except subprocess.TimeoutExpired:
             pytest.fail(f"still running {_STOP_BOUND_S} s later:\n{log.read_text()}")
         assert code == 0, log.read_text()
-        _wait_for(
-            lambda: all(_exited(child) for child in children), "a worker outlived it"
+        wait_for(
+            lambda: all(exited(child) for child in children),
+            "a worker outlived it",
+            timeout_s=60,
         )
     finally:
         if parent.poll() is None:
             os.killpg(parent.pid, signal.SIGKILL)
             parent.wait(timeout=30)
         for child in children:
-            if not _exited(child):
+            if not exited(child):
                 os.kill(child, signal.SIGKILL)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from polytrial_testkit import connect, experiment
+from process_kit import exited, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,13 +28,6 @@ def _children(pid: int) -> list[int]:
     return [int(line) for line in found.stdout.split()]
 
 
-def _wait_for(condition: object, what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-
-
 def test_two_workers_share_the_port_and_stop_together(
     sqlite_url: str, tmp_path: Path
 ) -> None:
@@ -43,15 +37,20 @@ def test_two_workers_share_the_port_and_stop_together(
     with log.open("w") as sink:
         parent = subprocess.Popen(command, stderr=sink)
     try:
-        _wait_for(lambda: _LISTENING.search(log.read_text()), "never listened")
+        wait_for(
+            lambda: _LISTENING.search(log.read_text()), "never listened", timeout_s=30
+        )
         match = _LISTENING.search(log.read_text())
         assert match is not None
         port = int(match.group(1))
-        _wait_for(lambda: len(_children(parent.pid)) == 1, "no second worker")
+        wait_for(
+            lambda: len(_children(parent.pid)) == 1, "no second worker", timeout_s=30
+        )
         (child,) = _children(parent.pid)
-        _wait_for(
+        wait_for(
             lambda: len(_LISTENING.findall(log.read_text())) == 2,
             "the second worker never listened",
+            timeout_s=30,
         )
 
         # Separate channels are separate connections, spread over the workers.
@@ -68,24 +67,16 @@ def test_two_workers_share_the_port_and_stop_together(
     assert not Path(f"/proc/{child}").exists()
 
 
-def _exited(pid: int) -> bool:
-    """Whether `pid` ended; a zombie counts (its new parent may never reap it)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
-
-
 def _start_two_workers(db_url: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
     """`serve --workers 2` on a free port: the parent and its port."""
     command = [str(_SCRIPT), "serve", "--db", db_url, "--address", "127.0.0.1:0"]
     command += ["--workers", "2", "--grace-s", "1"]
     with log.open("w") as sink:
         parent = subprocess.Popen(command, stderr=sink)
-    _wait_for(
+    wait_for(
         lambda: len(_LISTENING.findall(log.read_text())) == 2,
         "the two workers never listened",
+        timeout_s=30,
     )
     match = _LISTENING.search(log.read_text())
     assert match is not None
@@ -103,12 +94,12 @@ def test_workers_exit_when_their_parent_is_killed(
         parent.wait(timeout=30)
 
         deadline = time.monotonic() + 20
-        while not all(_exited(child) for child in children):
+        while not all(exited(child) for child in children):
             assert time.monotonic() < deadline, "a worker outlived its parent"
             time.sleep(0.1)
     finally:
         for child in children:
-            if not _exited(child):
+            if not exited(child):
                 os.kill(child, signal.SIGKILL)
 
     # Nothing listens any more: a plain bind (no SO_REUSEPORT) takes the port.
