@@ -14,6 +14,7 @@ from polytrial_testkit import (
     RPC_TIMEOUT_S,
     Api,
     error_info,
+    experiment_ids,
     rpc_error,
     violated_fields,
 )
@@ -117,3 +118,40 @@ def test_bytes_that_are_no_valid_request_are_invalid_argument(
     )
 
     assert "not a valid protobuf message" in error.details()
+
+
+def _length_delimited(field: int, payload: bytes) -> bytes:
+    """One protobuf field of wire type 2 (a message or string)."""
+    size, length = len(payload), b""
+    while True:
+        byte, size = size & 0x7F, size >> 7
+        length += bytes([byte | (0x80 if size else 0)])
+        if not size:
+            return bytes([field << 3 | 2]) + length + payload
+
+
+def test_properties_nested_past_protobufs_limit_say_how_deep_they_may_go(
+    api: Api,
+) -> None:
+    # Built by hand: the Python protobuf library refuses to build it at all.
+    struct = b""
+    for _ in range(40):  # Struct{fields: {"a": Value{struct_value: ...}}}
+        entry = _length_delimited(1, b"a") + _length_delimited(
+            2, _length_delimited(5, struct)
+        )
+        struct = _length_delimited(1, entry)
+    request = _length_delimited(
+        1, _length_delimited(1, b"experiments/deep") + _length_delimited(7, struct)
+    )
+    call = api.channel.unary_unary(
+        "/polytrial.v1.ExperimentService/CreateExperiment",
+        request_serializer=lambda b: b,
+        response_deserializer=lambda b: b,
+    )
+
+    error = rpc_error(
+        grpc.StatusCode.INVALID_ARGUMENT, lambda: call(request, timeout=RPC_TIMEOUT_S)
+    )
+
+    assert "experiment.properties may nest at most 32 levels" in error.details()
+    assert "deep" not in experiment_ids(api)

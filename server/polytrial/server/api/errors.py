@@ -107,6 +107,21 @@ def to_status(error: errors.PolytrialError) -> status_pb2.Status:
     return status
 
 
+def _decode_hint(error: DecodeError) -> str:
+    """What the user can do about a decode error protobuf words for itself.
+
+    Nesting is the one case a valid-looking request hits: JSON fields such as
+    `Experiment.properties` take three messages a level, and protobuf stops
+    at 100 messages, before the service's own limit could name the field.
+    """
+    if "MaxDepth" not in str(error):
+        return ""
+    return (
+        "; it nests deeper than protobuf allows: JSON fields such as "
+        "experiment.properties may nest at most 32 levels of objects and lists"
+    )
+
+
 def _guard(
     method: str,
     behavior: Callable[[Any, grpc.ServicerContext], Any],
@@ -121,7 +136,8 @@ def _guard(
                 request = raw if deserialize is None else deserialize(raw)
             except DecodeError as exc:
                 raise errors.InvalidArgument(
-                    f"the request is not a valid protobuf message of {method}: {exc}"
+                    f"the request is not a valid protobuf message of {method}: "
+                    f"{exc}{_decode_hint(exc)}"
                 ) from exc
             return behavior(request, context)
         except errors.PolytrialError as exc:
