@@ -236,13 +236,9 @@ def test_a_final_value_after_more_steps_than_the_cap_is_kept_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # As 150,000 steps and then the final value in one fetch, at a cap of 10.
-    monkeypatch.setattr(fetched_data, "MAX_OBSERVATIONS_PER_TRIAL", 10)
-    runner, address = gated
-    runner.gate.set()
-    runner.steps, runner.finals = 15, [7.0]
-    create(polytrial_api, "curve-then-final", address)
-    [candidate] = polytrial_api.suggest("curve-then-final")
-    deploy(polytrial_api, candidate.name)
+    _, candidate = _deployed_with_a_long_curve(
+        polytrial_api, gated, monkeypatch, "curve-then-final"
+    )
 
     refreshed = refresh(polytrial_api, candidate.name)
 
@@ -259,13 +255,9 @@ def test_the_dropped_observations_note_stays_when_the_same_refresh_completes_the
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # As a poll of COMPLETED with 150,000 steps and the final value, at a cap of 10.
-    monkeypatch.setattr(fetched_data, "MAX_OBSERVATIONS_PER_TRIAL", 10)
-    runner, address = gated
-    runner.gate.set()
-    runner.steps, runner.finals = 15, [7.0]
-    create(polytrial_api, "curve-and-done", address)
-    [candidate] = polytrial_api.suggest("curve-and-done")
-    deploy(polytrial_api, candidate.name)
+    runner, candidate = _deployed_with_a_long_curve(
+        polytrial_api, gated, monkeypatch, "curve-and-done"
+    )
     runner.state = rpb.RUNNER_TRIAL_STATE_COMPLETED
 
     refreshed = refresh(polytrial_api, candidate.name)
@@ -311,3 +303,23 @@ def test_a_final_value_fetched_twice_is_refused_as_complete_trial_refuses_it(
         ),
     )
     assert rule in (error.details() or "")
+
+
+def _deployed_with_a_long_curve(
+    api: Api,
+    gated: tuple[GatedRunner, str],
+    monkeypatch: pytest.MonkeyPatch,
+    experiment_id: str,
+) -> tuple[GatedRunner, Any]:
+    """A deployed trial whose runner sends 15 steps and a final value of 7.0.
+
+    The per-trial cap is 10, standing for 150,000 steps at the real cap.
+    """
+    monkeypatch.setattr(fetched_data, "MAX_OBSERVATIONS_PER_TRIAL", 10)
+    runner, address = gated
+    runner.gate.set()
+    runner.steps, runner.finals = 15, [7.0]
+    create(api, experiment_id, address)
+    [candidate] = api.suggest(experiment_id)
+    deploy(api, candidate.name)
+    return runner, candidate
